@@ -1,1 +1,48 @@
-fn main() {}
+//! The `tollgate` command.
+//!
+//! Each subcommand lives in its own module and exposes an `Args` struct (its flags) and a
+//! `run` function; `main` only parses the command line and turns the outcome into an exit
+//! code, so that adding `serve` or `check` touches nothing but the [`Command`] enum.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod replay;
+
+/// tollgate: rate limiting with exact guarantees.
+///
+/// Exit status: 0 on success, 2 on a usage error or bad input.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, propagate_version = true)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// tollgate's subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a policy offline on recorded traffic, with a simulated clock.
+    Replay(replay::Args),
+}
+
+/// The exit status for any error; clap uses the same for usage errors.
+const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `eprintln!` would panic if stderr is gone; there is nobody left to tell then.
+            let _ = writeln!(std::io::stderr().lock(), "error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

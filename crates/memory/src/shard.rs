@@ -143,6 +143,9 @@ impl Shard {
         };
         S::table_mut(self).insert_unique(hash, entry, |e| e.hash);
         self.len += 1;
+        // A key's idle time only moves later as it is used, so the minimum over insertions
+        // bounds the soonest time a sweep can free anything.
+        self.next_useful_sweep = self.next_useful_sweep.min(idle_at);
     }
 
     /// Frees a place for one more key, or says the store is full.
