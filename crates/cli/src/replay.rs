@@ -18,8 +18,8 @@ use summary::Summary;
 const AFTER_LONG_HELP: &str = "\
 INPUT (FILE, or stdin when FILE is `-` or omitted):
   One request a line, CSV `t_ms,key[,cost]`. t_ms is a whole number of milliseconds since
-  the Unix epoch (fixed windows align to it) and must never decrease; cost is a whole number,
-  1 when omitted (0 peeks without consuming). A line starting with `#` is a comment; blank
+  the Unix epoch (fixed windows align to it), at most 9223372036854 (the year 2262), and must
+  never decrease; cost is a whole number, 1 when omitted (0 peeks without consuming). A line starting with `#` is a comment; blank
   lines and CRLF line ends are accepted. Keys are 1 to 1024 bytes and cannot contain `,`.
 
 OUTPUT (stdout): one JSON object a line, in input order:
@@ -96,8 +96,10 @@ impl std::error::Error for LineError {}
 /// Nanoseconds in a millisecond: the simulated clock counts nanoseconds.
 pub const NANOS_PER_MS: u64 = 1_000_000;
 
-/// The largest t_ms whose nanoseconds fit the clock's u64 (about the year 2554).
-const MAX_T_MS: u64 = u64::MAX / NANOS_PER_MS;
+/// The largest t_ms: 2^63 ns, in the year 2262. The core computes `now + BURST × T` (or
+/// `now + PERIOD`) in u64 nanoseconds and saturates beyond, which would admit too much near
+/// the end of u64 time; a tolerance is under 2^62 ns, so below 2^63 it always fits.
+const MAX_T_MS: u64 = (1 << 63) / NANOS_PER_MS;
 
 /// Parses one input line (with or without its line end). `Ok(None)` for a blank line or a
 /// comment.
@@ -264,8 +266,8 @@ mod tests {
                 "t_ms \"99999999999999999999\" is too large",
             ),
             (
-                "18446744073710,a",
-                "t_ms \"18446744073710\" is too large (at most 18446744073709)",
+                "9223372036855,a",
+                "t_ms \"9223372036855\" is too large (at most 9223372036854)",
             ),
             ("1,a,x", "cost \"x\" is not a whole number"),
             ("1,a,", "cost \"\" is not a whole number"),

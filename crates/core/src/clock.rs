@@ -65,7 +65,9 @@ impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Nanos {
         let inner = &*self.inner;
-        let elapsed = inner.clock.delta_as_nanos(inner.anchor_raw, inner.clock.raw());
+        let elapsed = inner
+            .clock
+            .delta_as_nanos(inner.anchor_raw, inner.clock.raw());
         inner.anchor_unix.saturating_add(elapsed)
     }
 }

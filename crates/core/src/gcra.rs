@@ -23,7 +23,13 @@ pub struct Gcra {
 /// decision and, when admitted, the new TAT. The lock-free direct limiter calls this in a
 /// compare-and-swap loop.
 #[inline]
-pub fn decide(tat: Nanos, limit: &Limit, now: Nanos, cost: u64, pending: u64) -> (Decision, Option<Nanos>) {
+pub fn decide(
+    tat: Nanos,
+    limit: &Limit,
+    now: Nanos,
+    cost: u64,
+    pending: u64,
+) -> (Decision, Option<Nanos>) {
     let t = u128::from(limit.interval_ns());
     let now_w = u128::from(now);
     let horizon = now_w + t * u128::from(limit.burst()); // now + τ

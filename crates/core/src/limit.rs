@@ -134,7 +134,10 @@ impl Limit {
             (Algorithm::Gcra, Some(b)) => b,
             (Algorithm::Strict, None | Some(1)) => 1,
             (Algorithm::Strict, Some(b)) => {
-                return Err(bad(b, "strict means a burst of 1; use gcra for another burst"));
+                return Err(bad(
+                    b,
+                    "strict means a burst of 1; use gcra for another burst",
+                ));
             }
             (_, None) => rate.count(),
             (_, Some(b)) => {
@@ -146,7 +149,9 @@ impl Limit {
         };
         let interval_ns = rate.interval_ns();
         if algorithm.family() == Family::Gcra
-            && burst.checked_mul(interval_ns).is_none_or(|t| t > MAX_TOLERANCE_NS)
+            && burst
+                .checked_mul(interval_ns)
+                .is_none_or(|t| t > MAX_TOLERANCE_NS)
         {
             return Err(bad(
                 burst,
@@ -252,9 +257,18 @@ mod tests {
 
     #[test]
     fn burst_rules() {
-        assert_eq!(Limit::new(rate("10/s"), Algorithm::Gcra, None).map(|l| l.capacity()), Ok(10));
-        assert_eq!(Limit::new(rate("10/s"), Algorithm::Gcra, Some(3)).map(|l| l.capacity()), Ok(3));
-        assert_eq!(Limit::new(rate("10/s"), Algorithm::Strict, Some(1)).map(|l| l.capacity()), Ok(1));
+        assert_eq!(
+            Limit::new(rate("10/s"), Algorithm::Gcra, None).map(|l| l.capacity()),
+            Ok(10)
+        );
+        assert_eq!(
+            Limit::new(rate("10/s"), Algorithm::Gcra, Some(3)).map(|l| l.capacity()),
+            Ok(3)
+        );
+        assert_eq!(
+            Limit::new(rate("10/s"), Algorithm::Strict, Some(1)).map(|l| l.capacity()),
+            Ok(1)
+        );
         for (algorithm, burst) in [
             (Algorithm::Gcra, 0),
             (Algorithm::Strict, 2),

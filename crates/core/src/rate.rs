@@ -99,7 +99,10 @@ impl Rate {
 
     fn build(input: &str, count: u64, number: u64, unit: Unit) -> Result<Rate, Error> {
         if count == 0 || count > MAX_COUNT {
-            return Err(invalid(input, "COUNT must be a whole number from 1 to 10^12"));
+            return Err(invalid(
+                input,
+                "COUNT must be a whole number from 1 to 10^12",
+            ));
         }
         if number == 0 {
             return Err(invalid(input, "the PERIOD's number must be positive"));
@@ -162,7 +165,11 @@ impl FromStr for Rate {
             return Err(expected("no '/' between COUNT and PERIOD"));
         };
         let count = match parse_digits(count_text) {
-            None => return Err(expected(&format!("COUNT {count_text:?} is not a whole number"))),
+            None => {
+                return Err(expected(&format!(
+                    "COUNT {count_text:?} is not a whole number"
+                )));
+            }
             Some(Err(())) => return Err(invalid(input, "COUNT is larger than 10^12")),
             Some(Ok(n)) => n,
         };
@@ -175,7 +182,12 @@ impl FromStr for Rate {
         } else {
             match parse_digits(number_text) {
                 Some(Ok(n)) => n,
-                _ => return Err(invalid(input, "the PERIOD is too long (at most about 584 years)")),
+                _ => {
+                    return Err(invalid(
+                        input,
+                        "the PERIOD is too long (at most about 584 years)",
+                    ));
+                }
             }
         };
         let Some(unit) = Unit::parse(unit_text) else {
@@ -263,9 +275,28 @@ mod tests {
     #[test]
     fn rejected_forms_quote_the_input() {
         for bad in [
-            "0/1s", "5/0s", "-1/s", "5/", "5/60x", "abc", "", "/s", "5", "5/s/", "1e3/s", "+5/s",
-            " 5/s", "5/s ", "5 /s", "5/S", "5/-1s", "5/1.5s", "1000000000001/s",
-            "99999999999999999999999/s", "5/99999999999999999999999s", "5/999999999999d",
+            "0/1s",
+            "5/0s",
+            "-1/s",
+            "5/",
+            "5/60x",
+            "abc",
+            "",
+            "/s",
+            "5",
+            "5/s/",
+            "1e3/s",
+            "+5/s",
+            " 5/s",
+            "5/s ",
+            "5 /s",
+            "5/S",
+            "5/-1s",
+            "5/1.5s",
+            "1000000000001/s",
+            "99999999999999999999999/s",
+            "5/99999999999999999999999s",
+            "5/999999999999d",
         ] {
             let err = bad.parse::<Rate>().expect_err(bad);
             let text = err.to_string();

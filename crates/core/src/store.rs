@@ -48,10 +48,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// `Store` is a `DynStore`.
 pub trait DynStore: Send + Sync + 'static {
     /// See [`Store::check`].
-    fn check<'a>(&'a self, key: &'a str, limit: &'a Limit, cost: u64)
-    -> BoxFuture<'a, Result<Decision, Error>>;
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        limit: &'a Limit,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision, Error>>;
     /// See [`Store::check_all`].
-    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> BoxFuture<'a, Result<MultiDecision, Error>>;
+    fn check_all<'a>(
+        &'a self,
+        checks: &'a [Check<'a>],
+    ) -> BoxFuture<'a, Result<MultiDecision, Error>>;
     /// See [`Store::reset`].
     fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
     /// See [`Store::ping`].
@@ -61,11 +68,18 @@ pub trait DynStore: Send + Sync + 'static {
 }
 
 impl<S: Store> DynStore for S {
-    fn check<'a>(&'a self, key: &'a str, limit: &'a Limit, cost: u64)
-    -> BoxFuture<'a, Result<Decision, Error>> {
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        limit: &'a Limit,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision, Error>> {
         Box::pin(Store::check(self, key, limit, cost))
     }
-    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> BoxFuture<'a, Result<MultiDecision, Error>> {
+    fn check_all<'a>(
+        &'a self,
+        checks: &'a [Check<'a>],
+    ) -> BoxFuture<'a, Result<MultiDecision, Error>> {
         Box::pin(Store::check_all(self, checks))
     }
     fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {

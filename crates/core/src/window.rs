@@ -47,7 +47,11 @@ impl SlidingLog {
     /// `now` count as made at `now`.
     fn last_expiry(&self, period: Nanos, now: Nanos, pending: bool) -> Nanos {
         let newest = self.entries.back().map(|&(t, _)| t);
-        let newest = if pending { Some(newest.unwrap_or(now).max(now)) } else { newest };
+        let newest = if pending {
+            Some(newest.unwrap_or(now).max(now))
+        } else {
+            newest
+        };
         newest.map_or(now, |t| t.saturating_add(period))
     }
 }
@@ -211,7 +215,10 @@ mod tests {
         let t0 = 10_000 * MS + 900 * MS;
         assert!(s.apply(&l, t0, 2).allowed);
         let d = s.apply(&l, t0 + 50 * MS, 1);
-        assert_eq!((d.allowed, d.retry_after_ms, d.reset_after_ms), (false, 50, 50));
+        assert_eq!(
+            (d.allowed, d.retry_after_ms, d.reset_after_ms),
+            (false, 50, 50)
+        );
         let d = s.apply(&l, t0 + 100 * MS, 2);
         assert_eq!((d.allowed, d.remaining, d.reset_after_ms), (true, 0, 1000));
         assert_eq!(s.idle_at(&l), 12_000 * MS);

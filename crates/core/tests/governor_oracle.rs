@@ -28,7 +28,10 @@ fn arb_case() -> impl Strategy<Value = (Limit, Vec<(u64, u32)>)> {
         },
     );
     let steps = proptest::collection::vec(
-        (prop_oneof![Just(0u64), 0u64..1_000_000, 0u64..500_000_000], 1u32..=5),
+        (
+            prop_oneof![Just(0u64), 0u64..1_000_000, 0u64..500_000_000],
+            1u32..=5,
+        ),
         1..300,
     );
     (limit, steps)

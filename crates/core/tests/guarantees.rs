@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 use tollgate_core::{
-    Algorithm, Decision, FixedWindow, Gcra, Limit, LimitState, Nanos, Rate, SlidingLog, Unit, ceil_ms,
+    Algorithm, Decision, FixedWindow, Gcra, Limit, LimitState, Nanos, Rate, SlidingLog, Unit,
+    ceil_ms,
 };
 use tollgate_testkit::{Admission, check, check_brute_force};
 
@@ -49,7 +50,11 @@ struct LogModel {
 
 impl LogModel {
     fn used_at(&self, period: u64, at: Nanos) -> u64 {
-        self.all.iter().filter(|&&(t, _)| t + period > at).map(|&(_, c)| c).sum()
+        self.all
+            .iter()
+            .filter(|&&(t, _)| t + period > at)
+            .map(|&(_, c)| c)
+            .sum()
     }
 
     fn decide(&mut self, limit: &Limit, now: Nanos, cost: u64) -> Decision {
@@ -73,7 +78,12 @@ impl LogModel {
                 .unwrap_or(now);
             ceil_ms(fits - now)
         };
-        let newest = self.all.iter().filter(|&&(t, _)| t + period > now).map(|&(t, _)| t + period).max();
+        let newest = self
+            .all
+            .iter()
+            .filter(|&&(t, _)| t + period > now)
+            .map(|&(t, _)| t + period)
+            .max();
         Decision {
             allowed,
             limit: count,
@@ -111,15 +121,23 @@ impl WindowModel {
 
 fn arb_limit() -> impl Strategy<Value = Limit> {
     let units = prop_oneof![Just(Unit::Millisecond), Just(Unit::Second)];
-    (1u64..=12, 1u64..=1500, units, 0usize..4, proptest::option::of(1u64..=20)).prop_filter_map(
-        "valid limit",
-        |(count, number, unit, algorithm, burst)| {
+    (
+        1u64..=12,
+        1u64..=1500,
+        units,
+        0usize..4,
+        proptest::option::of(1u64..=20),
+    )
+        .prop_filter_map("valid limit", |(count, number, unit, algorithm, burst)| {
             let rate = Rate::new(count, number, unit).ok()?;
             let algorithm = Algorithm::ALL[algorithm];
-            let burst = if algorithm == Algorithm::Gcra { burst } else { None };
+            let burst = if algorithm == Algorithm::Gcra {
+                burst
+            } else {
+                None
+            };
             Limit::new(rate, algorithm, burst).ok()
-        },
-    )
+        })
 }
 
 /// Steps of (nanoseconds to wait, cost); waits are often 0 or tiny to hit the edges.
@@ -134,7 +152,10 @@ fn arb_steps() -> impl Strategy<Value = Vec<(u64, u64)>> {
 }
 
 /// Runs a trace through an algorithm's state; returns decisions and admissions.
-fn run<S: LimitState>(limit: &Limit, steps: &[(u64, u64)]) -> (Vec<(Nanos, u64, Decision)>, Vec<Admission>) {
+fn run<S: LimitState>(
+    limit: &Limit,
+    steps: &[(u64, u64)],
+) -> (Vec<(Nanos, u64, Decision)>, Vec<Admission>) {
     let mut state = S::default();
     let mut now = T0;
     let mut out = Vec::new();
@@ -254,6 +275,9 @@ fn clock_stepping_back_never_admits_more() {
                 }
             }
         }
-        assert!(admitted <= limit.capacity(), "{algorithm}: {admitted} admitted");
+        assert!(
+            admitted <= limit.capacity(),
+            "{algorithm}: {admitted} admitted"
+        );
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use tollgate_core::{Clock, Decision, Error, FixedWindow, Limit, LimitState, SlidingLog, SystemClock, gcra};
+use tollgate_core::{
+    Clock, Decision, Error, FixedWindow, Limit, LimitState, SlidingLog, SystemClock, gcra,
+};
 
 enum State {
     /// The theoretical arrival time, updated lock-free.
@@ -43,7 +45,11 @@ impl<C: Clock> DirectLimiter<C> {
             tollgate_core::Family::SlidingWindow => State::Sliding(Mutex::default()),
             tollgate_core::Family::FixedWindow => State::Fixed(Mutex::default()),
         };
-        DirectLimiter { limit, state, clock }
+        DirectLimiter {
+            limit,
+            state,
+            clock,
+        }
     }
 
     /// The limit enforced.

@@ -117,7 +117,14 @@ impl Shard {
     }
 
     /// Records an admission already decided; the entry must have been reserved.
-    pub(crate) fn commit<S: Kind>(&mut self, hash: u64, key: &str, limit: &Limit, now: Nanos, cost: u64) {
+    pub(crate) fn commit<S: Kind>(
+        &mut self,
+        hash: u64,
+        key: &str,
+        limit: &Limit,
+        now: Nanos,
+        cost: u64,
+    ) {
         if let Some(e) = S::table_mut(self).find_mut(hash, eq(hash, key)) {
             e.state.prune(limit, now);
             e.state.commit(limit, now, cost);

@@ -125,7 +125,9 @@ impl<C: Clock> MemoryStoreBuilder<C> {
             .next_power_of_two();
         let per_shard = self.max_keys.div_ceil(n);
         MemoryStore {
-            shards: (0..n).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+            shards: (0..n)
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
             mask: n - 1,
             hasher: foldhash::fast::RandomState::default(),
             clock: self.clock,
@@ -181,8 +183,12 @@ impl<C: Clock> MemoryStore<C> {
         let now = self.clock.now();
         match limit.algorithm().family() {
             Family::Gcra => shard.apply::<Gcra>(hash, key, limit, now, cost, self.bounds),
-            Family::SlidingWindow => shard.apply::<SlidingLog>(hash, key, limit, now, cost, self.bounds),
-            Family::FixedWindow => shard.apply::<FixedWindow>(hash, key, limit, now, cost, self.bounds),
+            Family::SlidingWindow => {
+                shard.apply::<SlidingLog>(hash, key, limit, now, cost, self.bounds)
+            }
+            Family::FixedWindow => {
+                shard.apply::<FixedWindow>(hash, key, limit, now, cost, self.bounds)
+            }
         }
     }
 
@@ -234,10 +240,23 @@ impl<C: Clock> MemoryStore<C> {
             });
         }
 
-        let retry_after_ms = decisions.iter().map(|d| d.retry_after_ms).max().unwrap_or(0);
+        let retry_after_ms = decisions
+            .iter()
+            .map(|d| d.retry_after_ms)
+            .max()
+            .unwrap_or(0);
         for (n, check) in checks.iter().enumerate() {
             let (hash, index) = located[n];
-            let now_state = evaluate(&guards[slot(index)], hash, &Check { cost: 0, ..check.clone() }, now, 0);
+            let now_state = evaluate(
+                &guards[slot(index)],
+                hash,
+                &Check {
+                    cost: 0,
+                    ..check.clone()
+                },
+                now,
+                0,
+            );
             let d = &mut decisions[n];
             d.remaining = now_state.remaining;
             d.reset_after_ms = now_state.reset_after_ms;
@@ -283,7 +302,13 @@ impl<C: Clock> MemoryStore<C> {
 }
 
 fn evaluate(shard: &Shard, hash: u64, check: &Check<'_>, now: Nanos, pending: u64) -> Decision {
-    fn eval<S: Kind>(shard: &Shard, hash: u64, c: &Check<'_>, now: Nanos, pending: u64) -> Decision {
+    fn eval<S: Kind>(
+        shard: &Shard,
+        hash: u64,
+        c: &Check<'_>,
+        now: Nanos,
+        pending: u64,
+    ) -> Decision {
         match shard.get::<S>(hash, c.key) {
             Some(state) => state.evaluate(&c.limit, now, c.cost, pending),
             None => S::default().evaluate(&c.limit, now, c.cost, pending),
@@ -296,7 +321,13 @@ fn evaluate(shard: &Shard, hash: u64, check: &Check<'_>, now: Nanos, pending: u6
     }
 }
 
-fn reserve(shard: &mut Shard, hash: u64, check: &Check<'_>, now: Nanos, bounds: Bounds) -> Result<(), Error> {
+fn reserve(
+    shard: &mut Shard,
+    hash: u64,
+    check: &Check<'_>,
+    now: Nanos,
+    bounds: Bounds,
+) -> Result<(), Error> {
     match check.limit.algorithm().family() {
         Family::Gcra => shard.reserve::<Gcra>(hash, check.key, now, bounds),
         Family::SlidingWindow => shard.reserve::<SlidingLog>(hash, check.key, now, bounds),

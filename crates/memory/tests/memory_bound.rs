@@ -62,7 +62,10 @@ const KEYS: u64 = 10_000_000;
 fn ten_million_keys_with_idle_sweeping_stay_bounded() {
     let clock = FakeClock::at_millis(1_700_000_000_000);
     // No cap: only sweeping of idle keys keeps memory down.
-    let store = MemoryStore::builder().clock(clock.clone()).max_keys(usize::MAX).build();
+    let store = MemoryStore::builder()
+        .clock(clock.clone())
+        .max_keys(usize::MAX)
+        .build();
     let limit = Limit::new("10/s".parse().expect("rate"), Algorithm::Gcra, None).expect("limit");
     let baseline = in_use();
     let mut peak: isize = 0;
@@ -79,7 +82,10 @@ fn ten_million_keys_with_idle_sweeping_stay_bounded() {
         }
     }
     let tracked = store.len();
-    eprintln!("idle sweeping: peak heap {} KiB, {tracked} keys tracked at the end", peak >> 10);
+    eprintln!(
+        "idle sweeping: peak heap {} KiB, {tracked} keys tracked at the end",
+        peak >> 10
+    );
     assert!(tracked < 400_000, "{tracked} keys still tracked");
     // ~100k live keys at ~70 bytes each, tables at most 4× oversized after doubling: well
     // under 64 MiB, where 10M keys kept would take over 600 MiB.
@@ -88,7 +94,11 @@ fn ten_million_keys_with_idle_sweeping_stay_bounded() {
     store.sweep();
     assert!(store.is_empty());
     let after = in_use() - baseline;
-    assert!(after < 4 << 20, "{} KiB still held after every key went idle", after >> 10);
+    assert!(
+        after < 4 << 20,
+        "{} KiB still held after every key went idle",
+        after >> 10
+    );
 }
 
 #[test]
@@ -114,7 +124,12 @@ fn ten_million_busy_keys_respect_the_cap() {
             peak = peak.max(in_use() - baseline);
         }
     }
-    eprintln!("cap {}: peak heap {} KiB, {} keys tracked", store.max_keys(), peak >> 10, store.len());
+    eprintln!(
+        "cap {}: peak heap {} KiB, {} keys tracked",
+        store.max_keys(),
+        peak >> 10,
+        store.len()
+    );
     assert!(store.len() <= store.max_keys());
     assert!(store.max_keys() < cap + 1024);
     assert!(peak < 32 << 20, "peak heap {} MiB", peak >> 20);

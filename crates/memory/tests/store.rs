@@ -42,16 +42,49 @@ fn a_denied_batch_consumes_nothing() {
     };
     let first = store.check_all(&batch(2)).expect("valid");
     assert!(first.allowed);
-    assert_eq!(first.decisions.iter().map(|d| d.remaining).collect::<Vec<_>>(), [9998, 1, 498]);
+    assert_eq!(
+        first
+            .decisions
+            .iter()
+            .map(|d| d.remaining)
+            .collect::<Vec<_>>(),
+        [9998, 1, 498]
+    );
 
     let denied = store.check_all(&batch(2)).expect("valid");
     assert!(!denied.allowed);
-    assert_eq!(denied.decisions.iter().map(|d| d.allowed).collect::<Vec<_>>(), [true, false, true]);
-    assert_eq!(denied.retry_after_ms, 20_000, "the user key needs one more token: 20 s");
+    assert_eq!(
+        denied
+            .decisions
+            .iter()
+            .map(|d| d.allowed)
+            .collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(
+        denied.retry_after_ms, 20_000,
+        "the user key needs one more token: 20 s"
+    );
     // Nothing was consumed: the remaining counts describe the keys as they are.
-    assert_eq!(denied.decisions.iter().map(|d| d.remaining).collect::<Vec<_>>(), [9998, 1, 498]);
-    assert_eq!(store.check("global", &global, 0).expect("peek").remaining, 9998);
-    assert_eq!(store.check("endpoint:/search", &endpoint, 0).expect("peek").remaining, 498);
+    assert_eq!(
+        denied
+            .decisions
+            .iter()
+            .map(|d| d.remaining)
+            .collect::<Vec<_>>(),
+        [9998, 1, 498]
+    );
+    assert_eq!(
+        store.check("global", &global, 0).expect("peek").remaining,
+        9998
+    );
+    assert_eq!(
+        store
+            .check("endpoint:/search", &endpoint, 0)
+            .expect("peek")
+            .remaining,
+        498
+    );
 
     clock.advance(Duration::from_millis(denied.retry_after_ms));
     assert!(store.check_all(&batch(2)).expect("valid").allowed);
@@ -65,7 +98,10 @@ fn a_batch_counts_its_own_earlier_checks_on_a_key() {
     let twice = [Check::new("k", l, 3), Check::new("k", l, 3)];
     let d = store.check_all(&twice).expect("valid");
     assert!(!d.allowed);
-    assert_eq!((d.decisions[0].allowed, d.decisions[1].allowed), (true, false));
+    assert_eq!(
+        (d.decisions[0].allowed, d.decisions[1].allowed),
+        (true, false)
+    );
     assert_eq!(store.check("k", &l, 0).expect("peek").remaining, 5);
     let fits = [Check::new("k", l, 3), Check::new("k", l, 2)];
     let d = store.check_all(&fits).expect("valid");
@@ -82,8 +118,14 @@ fn a_bad_check_in_a_batch_is_an_error_naming_it() {
         .expect_err("cost 6 > 5");
     assert_eq!(err.code(), "cost_exceeds_limit");
     assert!(err.to_string().contains("\"big\""), "{err}");
-    assert_eq!(store.check("ok", &l, 0).expect("peek").remaining, 5, "nothing consumed");
-    let err = store.check_all(&[Check::new("", l, 1)]).expect_err("empty key");
+    assert_eq!(
+        store.check("ok", &l, 0).expect("peek").remaining,
+        5,
+        "nothing consumed"
+    );
+    let err = store
+        .check_all(&[Check::new("", l, 1)])
+        .expect_err("empty key");
     assert_eq!(err.code(), "invalid_key");
 }
 
@@ -155,8 +197,17 @@ fn a_full_store_rejects_new_keys_and_keeps_limiting_old_ones() {
     let err = store.check("newcomer", &l, 1).expect_err("full");
     assert_eq!(err.code(), "store_full");
     assert!(err.is_transient());
-    assert!(!store.check("k7", &l, 1).expect("tracked").allowed, "old keys keep their limits");
-    assert_eq!(store.check("newcomer", &l, 0).expect("a peek needs no room").remaining, 1);
+    assert!(
+        !store.check("k7", &l, 1).expect("tracked").allowed,
+        "old keys keep their limits"
+    );
+    assert_eq!(
+        store
+            .check("newcomer", &l, 0)
+            .expect("a peek needs no room")
+            .remaining,
+        1
+    );
     // Once the tracked keys are back to full capacity, they make room.
     clock.advance(Duration::from_secs(60));
     assert!(store.check("newcomer", &l, 1).expect("swept").allowed);
@@ -178,7 +229,12 @@ fn a_full_store_can_evict_the_key_nearest_idle_instead() {
         clock.advance(Duration::from_millis(10));
     }
     for i in 0..500 {
-        assert!(store.check(&format!("new{i}"), &l, 1).expect("evicts").allowed);
+        assert!(
+            store
+                .check(&format!("new{i}"), &l, 1)
+                .expect("evicts")
+                .allowed
+        );
         assert!(store.len() <= 50);
     }
 }
@@ -191,7 +247,11 @@ fn the_store_trait_and_its_object_safe_form_agree() {
     assert!(ready(Store::check(&store, "k", &l, 1)).expect("ok").allowed);
     let dyn_store: &dyn DynStore = &store;
     assert_eq!(ready(dyn_store.check("k", &l, 0)).expect("ok").remaining, 1);
-    assert!(ready(dyn_store.check_all(&[Check::new("k", l, 1)])).expect("ok").allowed);
+    assert!(
+        ready(dyn_store.check_all(&[Check::new("k", l, 1)]))
+            .expect("ok")
+            .allowed
+    );
     assert!(ready(dyn_store.ping()).is_ok());
     assert_eq!(dyn_store.tracked_keys(), Some(1));
     ready(dyn_store.reset("k")).expect("ok");

@@ -40,7 +40,10 @@ fn limit(rate: &str, algorithm: Algorithm, burst: Option<u64>) -> Limit {
 }
 
 /// Runs `THREADS` threads of `CHECKS_PER_THREAD` checks; returns admissions per key.
-fn hammer(store: &Arc<MemoryStore<RecordingClock>>, limit: Limit) -> HashMap<&'static str, Vec<Admission>> {
+fn hammer(
+    store: &Arc<MemoryStore<RecordingClock>>,
+    limit: Limit,
+) -> HashMap<&'static str, Vec<Admission>> {
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|thread| {
@@ -54,7 +57,13 @@ fn hammer(store: &Arc<MemoryStore<RecordingClock>>, limit: Limit) -> HashMap<&'s
                     let cost = (1 + (i % 3 == 0) as u64).min(limit.capacity());
                     let d = store.check(key, &limit, cost).expect("valid check");
                     if d.allowed {
-                        admitted.push((key, Admission { t: last_now(), cost }));
+                        admitted.push((
+                            key,
+                            Admission {
+                                t: last_now(),
+                                cost,
+                            },
+                        ));
                     }
                 }
                 admitted
@@ -79,7 +88,11 @@ fn eight_threads_never_break_any_guarantee() {
         limit("500/20ms", Algorithm::FixedWindow, None),
     ];
     for limit in cases {
-        let store = Arc::new(MemoryStore::builder().clock(RecordingClock::default()).build());
+        let store = Arc::new(
+            MemoryStore::builder()
+                .clock(RecordingClock::default())
+                .build(),
+        );
         let by_key = hammer(&store, limit);
         let mut total = 0;
         for (key, admissions) in &by_key {
@@ -102,7 +115,11 @@ fn concurrent_batches_are_atomic_across_shards() {
     // Each batch takes 1 from a shared global key and 1 from one of several user keys.
     let global = limit("3000/100ms", Algorithm::Gcra, Some(100));
     let user = limit("400/100ms", Algorithm::SlidingWindow, None);
-    let store = Arc::new(MemoryStore::builder().clock(RecordingClock::default()).build());
+    let store = Arc::new(
+        MemoryStore::builder()
+            .clock(RecordingClock::default())
+            .build(),
+    );
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|thread| {
@@ -113,7 +130,10 @@ fn concurrent_batches_are_atomic_across_shards() {
                 let mut admitted = Vec::new();
                 for i in 0..20_000 {
                     let user_key = ["u1", "u2", "u3", "u4"][(i + thread) % 4];
-                    let batch = [Check::new("global", global, 1), Check::new(user_key, user, 1)];
+                    let batch = [
+                        Check::new("global", global, 1),
+                        Check::new(user_key, user, 1),
+                    ];
                     let d = store.check_all(&batch).expect("valid batch");
                     assert_eq!(d.allowed, d.decisions.iter().all(|x| x.allowed));
                     if d.allowed {
@@ -156,15 +176,24 @@ fn the_direct_limiter_holds_under_contention() {
                     for i in 0..50_000u64 {
                         let cost = (1 + (i % 2)).min(limit.capacity());
                         if limiter.check(cost).expect("valid").allowed {
-                            admitted.push(Admission { t: last_now(), cost });
+                            admitted.push(Admission {
+                                t: last_now(),
+                                cost,
+                            });
                         }
                     }
                     admitted
                 })
             })
             .collect();
-        let admissions: Vec<Admission> = handles.into_iter().flat_map(|h| h.join().expect("thread")).collect();
-        assert!(!admissions.is_empty() && admissions.len() < THREADS * 50_000, "{limit}");
+        let admissions: Vec<Admission> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect();
+        assert!(
+            !admissions.is_empty() && admissions.len() < THREADS * 50_000,
+            "{limit}"
+        );
         check(&limit, &admissions).unwrap_or_else(|v| panic!("{limit}: {v}"));
     }
 }

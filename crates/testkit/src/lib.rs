@@ -187,7 +187,10 @@ mod tests {
     }
 
     fn at(times_ms: &[u64]) -> Vec<Admission> {
-        times_ms.iter().map(|&t| Admission { t: t * MS, cost: 1 }).collect()
+        times_ms
+            .iter()
+            .map(|&t| Admission { t: t * MS, cost: 1 })
+            .collect()
     }
 
     #[test]
@@ -218,7 +221,10 @@ mod tests {
                 let mut trace = Vec::new();
                 for (i, &t) in times.iter().enumerate() {
                     if mask & (1 << i) != 0 {
-                        trace.push(Admission { t: t * MS, cost: 1 + u64::from(mask % 3 == 0 && i % 2 == 0) });
+                        trace.push(Admission {
+                            t: t * MS,
+                            cost: 1 + u64::from(mask % 3 == 0 && i % 2 == 0),
+                        });
                     }
                 }
                 assert_eq!(

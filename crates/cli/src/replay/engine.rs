@@ -153,16 +153,28 @@ fn closed_or(e: io::Error) -> anyhow::Result<Outcome> {
 
 /// The line as text, if it is short enough and UTF-8.
 fn line_text(line_no: u64, line: &[u8]) -> Result<&str, LineError> {
-    let fail = |what: &str| LineError {
+    let fail = |message: String| LineError {
         line: line_no,
-        message: format!("{what}: {}", quote(&String::from_utf8_lossy(line))),
+        message,
     };
     if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
-        return Err(fail(&format!(
-            "the line is longer than {MAX_LINE_BYTES} bytes"
+        let start = quote(&String::from_utf8_lossy(line));
+        return Err(fail(format!(
+            "the line is longer than {MAX_LINE_BYTES} bytes: {start}"
         )));
     }
-    std::str::from_utf8(line).map_err(|_| fail("the line is not valid UTF-8"))
+    std::str::from_utf8(line).map_err(|e| {
+        // Escaped bytes show exactly what is wrong, which a lossy conversion would hide.
+        const SHOWN: usize = 60;
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        let more = if content.len() > SHOWN { "…" } else { "" };
+        let shown = content[..content.len().min(SHOWN)].escape_ascii();
+        fail(format!(
+            "the line is not valid UTF-8 (at byte {}): \"{shown}\"{more}",
+            e.valid_up_to() + 1
+        ))
+    })
 }
 
 fn to_row<'a>(request: &Request<'a>, d: &Decision) -> Row<'a> {
@@ -265,7 +277,7 @@ mod tests {
             replay(limit("2/s"), &b"0,a\n1,\xff\n"[..], &mut out, false).expect_err("not UTF-8");
         assert!(
             err.to_string()
-                .starts_with("line 2: the line is not valid UTF-8"),
+                .starts_with("line 2: the line is not valid UTF-8 (at byte 3): \"1,\\xff\""),
             "{err}"
         );
 
