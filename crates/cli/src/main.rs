@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check;
+mod config_cmd;
 mod replay;
+mod serve;
 
 /// tollgate: rate limiting with exact guarantees.
 ///
@@ -25,6 +28,13 @@ struct Cli {
 /// tollgate's subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the HTTP API (and the Envoy gRPC API with --grpc) on the embedded store.
+    Serve(serve::Args),
+    /// Ask a running server for a decision: exit 0 allowed, 1 denied, 2 error.
+    Check(check::Args),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(config_cmd::Command),
     /// Simulate a policy offline on recorded traffic, with a simulated clock.
     Replay(replay::Args),
 }
@@ -35,10 +45,13 @@ const EXIT_ERROR: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Replay(args) => replay::run(&args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => check::run(&args),
+        Command::Config(command) => config_cmd::run(&command),
+        Command::Replay(args) => replay::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // `eprintln!` would panic if stderr is gone; there is nobody left to tell then.
             let _ = writeln!(std::io::stderr().lock(), "error: {err:#}");
