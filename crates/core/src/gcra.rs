@@ -9,7 +9,7 @@
 use crate::clock::{Nanos, ceil_ms};
 use crate::decision::Decision;
 use crate::limit::Limit;
-use crate::state::{LimitState, clamp};
+use crate::state::LimitState;
 
 /// A GCRA key's state: its theoretical arrival time, in nanoseconds since the epoch (0 for a
 /// key never seen, which is the same as a full bucket).
@@ -21,7 +21,10 @@ pub struct Gcra {
 
 /// Decides `cost` at `now` against a TAT, as if `pending` had just been admitted; returns the
 /// decision and, when admitted, the new TAT. The lock-free direct limiter calls this in a
-/// compare-and-swap loop.
+/// compare-and-swap loop, so it is kept to integer arithmetic without division.
+///
+/// No sum below can wrap: τ < 2^62 (checked by [`Limit::new`]) and times are below 2^63
+/// (the year 2262); saturation only makes an absurd `pending` or `cost` deny, as it must.
 #[inline]
 pub fn decide(
     tat: Nanos,
@@ -30,28 +33,26 @@ pub fn decide(
     cost: u64,
     pending: u64,
 ) -> (Decision, Option<Nanos>) {
-    let t = u128::from(limit.interval_ns());
-    let now_w = u128::from(now);
-    let horizon = now_w + t * u128::from(limit.burst()); // now + τ
-    let base = u128::from(tat.max(now)) + t * u128::from(pending);
-    let next = base + t * u128::from(cost);
-    let remaining_at = |tat: u128| clamp(horizon.saturating_sub(tat) / t);
+    let t = limit.interval_ns();
+    let horizon = now.saturating_add(t.saturating_mul(limit.burst())); // now + τ
+    let base = tat.max(now).saturating_add(t.saturating_mul(pending));
+    let next = base.saturating_add(t.saturating_mul(cost));
     if next <= horizon {
         let decision = Decision {
             allowed: true,
             limit: limit.capacity(),
-            remaining: remaining_at(next),
+            remaining: limit.intervals_in(horizon - next),
             retry_after_ms: 0,
-            reset_after_ms: ceil_ms(clamp(next - now_w)),
+            reset_after_ms: ceil_ms(next - now),
         };
-        (decision, (cost > 0).then(|| clamp(next)))
+        (decision, (cost > 0).then_some(next))
     } else {
         let decision = Decision {
             allowed: false,
             limit: limit.capacity(),
-            remaining: remaining_at(base),
-            retry_after_ms: ceil_ms(clamp(next - horizon)),
-            reset_after_ms: ceil_ms(clamp(base - now_w)),
+            remaining: limit.intervals_in(horizon.saturating_sub(base)),
+            retry_after_ms: ceil_ms(next - horizon),
+            reset_after_ms: ceil_ms(base - now),
         };
         (decision, None)
     }
@@ -69,7 +70,7 @@ impl LimitState for Gcra {
             .saturating_add(limit.interval_ns().saturating_mul(cost));
     }
 
-    fn idle_at(&self, _limit: &Limit) -> Nanos {
+    fn idle_at(&self) -> Nanos {
         self.tat
     }
 }

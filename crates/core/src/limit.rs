@@ -118,6 +118,33 @@ pub struct Limit {
     algorithm: Algorithm,
     burst: u64,
     interval_ns: u64,
+    /// Divides by T with a multiplication (see [`Limit::intervals_in`]); derived from T, so
+    /// equality and hashing stay consistent.
+    divide: Reciprocal,
+}
+
+/// Exact division of numbers below 2^63 by a fixed divisor d, by a multiply-high and a shift
+/// (Granlund and Montgomery, 1994, theorem 4.2): with l = ⌈log2 d⌉ and
+/// m = ⌊2^(63+l) / d⌋ + 1, `x / d == (x·m) >> (63 + l)` for every x < 2^63, and m < 2^64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Reciprocal {
+    multiplier: u64,
+    shift: u32,
+}
+
+impl Reciprocal {
+    fn new(divisor: u64) -> Reciprocal {
+        let d = divisor.max(1);
+        let l = 64 - (d - 1).leading_zeros(); // ⌈log2 d⌉, 0 for d = 1
+        let shift = 63 + l;
+        let multiplier = ((1u128 << shift) / u128::from(d) + 1) as u64;
+        Reciprocal { multiplier, shift }
+    }
+
+    #[inline]
+    fn divide(self, x: u64) -> u64 {
+        ((u128::from(x) * u128::from(self.multiplier)) >> self.shift) as u64
+    }
 }
 
 impl Limit {
@@ -163,6 +190,7 @@ impl Limit {
             algorithm,
             burst,
             interval_ns,
+            divide: Reciprocal::new(interval_ns),
         })
     }
 
@@ -174,6 +202,7 @@ impl Limit {
             algorithm: Algorithm::Gcra,
             burst: rate.count(),
             interval_ns: rate.interval_ns(),
+            divide: Reciprocal::new(rate.interval_ns()),
         }
     }
 
@@ -203,16 +232,33 @@ impl Limit {
         self.interval_ns
     }
 
+    /// How many whole intervals T fit in `ns`: exactly `ns / T`, by a multiplication. The
+    /// GCRA spans it is used on are below τ < 2^62; beyond 2^63 it divides.
+    #[inline]
+    pub fn intervals_in(&self, ns: u64) -> u64 {
+        if ns >> 63 == 0 {
+            self.divide.divide(ns)
+        } else {
+            ns / self.interval_ns
+        }
+    }
+
     /// Checks that a cost can ever be admitted under this limit.
+    #[inline]
     pub fn check_cost(&self, key: &str, cost: u64) -> Result<(), Error> {
         if cost > self.capacity() {
-            return Err(Error::CostExceedsLimit {
-                key: key.to_string(),
-                cost,
-                capacity: self.capacity(),
-            });
+            return Err(cost_exceeds(key, cost, self.capacity()));
         }
         Ok(())
+    }
+}
+
+#[cold]
+fn cost_exceeds(key: &str, cost: u64, capacity: u64) -> Error {
+    Error::CostExceedsLimit {
+        key: key.to_string(),
+        cost,
+        capacity,
     }
 }
 
@@ -230,21 +276,25 @@ impl fmt::Display for Limit {
 pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Checks a key: not empty, at most [`MAX_KEY_BYTES`] bytes.
+#[inline]
 pub fn validate_key(key: &str) -> Result<(), Error> {
-    if key.is_empty() {
-        return Err(Error::InvalidKey {
-            reason: "the key is empty".to_string(),
-        });
-    }
-    if key.len() > MAX_KEY_BYTES {
-        return Err(Error::InvalidKey {
-            reason: format!(
-                "the key is {} bytes long; at most {MAX_KEY_BYTES} are allowed",
-                key.len()
-            ),
-        });
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(invalid_key(key));
     }
     Ok(())
+}
+
+#[cold]
+fn invalid_key(key: &str) -> Error {
+    let reason = if key.is_empty() {
+        "the key is empty".to_string()
+    } else {
+        format!(
+            "the key is {} bytes long; at most {MAX_KEY_BYTES} are allowed",
+            key.len()
+        )
+    };
+    Error::InvalidKey { reason }
 }
 
 #[cfg(test)]
@@ -298,6 +348,50 @@ mod tests {
         assert!(validate_key(&"k".repeat(1024)).is_ok());
         let err = validate_key(&"k".repeat(1025)).expect_err("too long");
         assert!(err.to_string().contains("1025"), "{err}");
+    }
+
+    #[test]
+    fn intervals_in_is_exact_division() {
+        for rate in [
+            "3/s",
+            "7/1000ms",
+            "1000000000000/ms",
+            "1/d",
+            "999983/1h",
+            "10/500ms",
+            "1/s",
+            "1000000000000/1073741824ms",
+            "3/7ms",
+            "1/200000d",
+        ] {
+            let limit = Limit::gcra(rate.parse().expect("rate"));
+            let t = limit.interval_ns();
+            let mut probes = vec![
+                0,
+                1,
+                t - 1,
+                t,
+                t + 1,
+                t.saturating_mul(2) - 1,
+                t.saturating_mul(2),
+                u64::MAX / 2,
+                (1 << 62) - 1,
+                (1 << 63) - 1,
+                1 << 63,
+                u64::MAX,
+            ];
+            probes.extend((1..2000u64).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 2));
+            probes.extend(
+                (1..500u64)
+                    .filter_map(|k| k.checked_mul(t).filter(|kt| *kt < u64::MAX))
+                    .flat_map(|kt| [kt - 1, kt, kt + 1]),
+            );
+            let top = ((1u64 << 63) - 1) / t;
+            probes.extend((0..top.min(500)).flat_map(|k| [(top - k) * t, (top - k) * t - 1]));
+            for ns in probes {
+                assert_eq!(limit.intervals_in(ns), ns / t, "{rate}: {ns} / {t}");
+            }
+        }
     }
 
     #[test]

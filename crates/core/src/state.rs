@@ -23,8 +23,9 @@ pub trait LimitState: Default + Clone + Send + 'static {
     /// Forgets what no longer matters at `now` (expired log entries). Changes no decision.
     fn prune(&mut self, _limit: &Limit, _now: Nanos) {}
 
-    /// When the key is back to full capacity, after which the state may be forgotten.
-    fn idle_at(&self, limit: &Limit) -> Nanos;
+    /// When the key is back to full capacity, after which the state may be forgotten. A
+    /// state answers from itself alone, so a store can sweep without knowing the limits.
+    fn idle_at(&self) -> Nanos;
 
     /// Decides a request and records it when admitted: a denial consumes nothing.
     fn apply(&mut self, limit: &Limit, now: Nanos, cost: u64) -> Decision {
@@ -35,10 +36,4 @@ pub trait LimitState: Default + Clone + Send + 'static {
         }
         decision
     }
-}
-
-/// Saturating conversion of an intermediate `u128` back to `u64`.
-#[inline]
-pub(crate) fn clamp(x: u128) -> u64 {
-    u64::try_from(x).unwrap_or(u64::MAX)
 }

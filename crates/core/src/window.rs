@@ -17,6 +17,8 @@ use crate::state::LimitState;
 pub struct SlidingLog {
     entries: VecDeque<(Nanos, u64)>,
     total: u64,
+    /// When the newest admission leaves the window.
+    idle_at: Nanos,
 }
 
 impl SlidingLog {
@@ -93,14 +95,21 @@ impl LimitState for SlidingLog {
         }
     }
 
-    fn commit(&mut self, _limit: &Limit, now: Nanos, cost: u64) {
+    fn commit(&mut self, limit: &Limit, now: Nanos, cost: u64) {
         // Keep the log sorted even if the clock stepped back: recording an admission later
         // than it happened only keeps it in the window longer.
-        match self.entries.back_mut() {
-            Some((t, c)) if *t >= now => *c += cost,
-            _ => self.entries.push_back((now, cost)),
-        }
+        let at = match self.entries.back_mut() {
+            Some((t, c)) if *t >= now => {
+                *c += cost;
+                *t
+            }
+            _ => {
+                self.entries.push_back((now, cost));
+                now
+            }
+        };
         self.total += cost;
+        self.idle_at = self.idle_at.max(at.saturating_add(Self::period(limit)));
     }
 
     fn prune(&mut self, limit: &Limit, now: Nanos) {
@@ -112,10 +121,8 @@ impl LimitState for SlidingLog {
         }
     }
 
-    fn idle_at(&self, limit: &Limit) -> Nanos {
-        self.entries
-            .back()
-            .map_or(0, |&(t, _)| t.saturating_add(Self::period(limit)))
+    fn idle_at(&self) -> Nanos {
+        self.idle_at
     }
 }
 
@@ -172,7 +179,7 @@ impl LimitState for FixedWindow {
         };
     }
 
-    fn idle_at(&self, _limit: &Limit) -> Nanos {
+    fn idle_at(&self) -> Nanos {
         if self.used == 0 { 0 } else { self.end }
     }
 }
@@ -221,7 +228,7 @@ mod tests {
         );
         let d = s.apply(&l, t0 + 100 * MS, 2);
         assert_eq!((d.allowed, d.remaining, d.reset_after_ms), (true, 0, 1000));
-        assert_eq!(s.idle_at(&l), 12_000 * MS);
+        assert_eq!(s.idle_at(), 12_000 * MS);
     }
 
     #[test]

@@ -281,3 +281,17 @@ fn clock_stepping_back_never_admits_more() {
         );
     }
 }
+
+proptest! {
+    /// The division by multiplication GCRA uses is exact for every divisor and numerator.
+    #[test]
+    fn intervals_in_divides_exactly(t in 1u64..=u64::MAX / 4, x in any::<u64>(), small in 0u64..1 << 20) {
+        let count = 1u64;
+        let Ok(rate) = Rate::new(count, t.div_ceil(1_000_000).clamp(1, 1 << 40), Unit::Millisecond) else { return Ok(()) };
+        let limit = Limit::gcra(rate);
+        let d = limit.interval_ns();
+        prop_assert_eq!(limit.intervals_in(x), x / d);
+        prop_assert_eq!(limit.intervals_in(small), small / d);
+        prop_assert_eq!(limit.intervals_in(x >> 1), (x >> 1) / d);
+    }
+}

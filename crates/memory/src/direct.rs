@@ -3,13 +3,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::Padded;
 use tollgate_core::{
     Clock, Decision, Error, FixedWindow, Limit, LimitState, SlidingLog, SystemClock, gcra,
 };
 
 enum State {
-    /// The theoretical arrival time, updated lock-free.
-    Gcra(AtomicU64),
+    /// The theoretical arrival time, updated lock-free, on a cache line of its own so that
+    /// threads racing on it do not also evict the read-only limit and clock.
+    Gcra(Padded<AtomicU64>),
     Sliding(Mutex<SlidingLog>),
     Fixed(Mutex<FixedWindow>),
 }
@@ -41,7 +44,7 @@ impl<C: Clock> DirectLimiter<C> {
     /// A limiter on the given clock.
     pub fn with_clock(limit: Limit, clock: C) -> Self {
         let state = match limit.algorithm().family() {
-            tollgate_core::Family::Gcra => State::Gcra(AtomicU64::new(0)),
+            tollgate_core::Family::Gcra => State::Gcra(Padded(AtomicU64::new(0))),
             tollgate_core::Family::SlidingWindow => State::Sliding(Mutex::default()),
             tollgate_core::Family::FixedWindow => State::Fixed(Mutex::default()),
         };
@@ -61,7 +64,7 @@ impl<C: Clock> DirectLimiter<C> {
     pub fn check(&self, cost: u64) -> Result<Decision, Error> {
         self.limit.check_cost("(direct)", cost)?;
         match &self.state {
-            State::Gcra(tat) => Ok(self.check_gcra(tat, cost)),
+            State::Gcra(tat) => Ok(self.check_gcra(&tat.0, cost)),
             State::Sliding(log) => {
                 let mut log = log.lock();
                 Ok(log.apply(&self.limit, self.clock.now(), cost))
@@ -92,7 +95,7 @@ impl<C: Clock> DirectLimiter<C> {
     /// Back to full capacity.
     pub fn reset(&self) {
         match &self.state {
-            State::Gcra(tat) => tat.store(0, Ordering::Release),
+            State::Gcra(tat) => tat.0.store(0, Ordering::Release),
             State::Sliding(log) => *log.lock() = SlidingLog::default(),
             State::Fixed(window) => *window.lock() = FixedWindow::default(),
         }

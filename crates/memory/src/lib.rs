@@ -21,4 +21,9 @@ mod shard;
 mod store;
 
 pub use direct::DirectLimiter;
+
+/// A value on cache lines of its own (128 bytes: two lines, as adjacent-line prefetchers
+/// pair them), so that threads writing it do not slow down readers of its neighbours.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
 pub use store::{DEFAULT_MAX_KEYS, MemoryStore, MemoryStoreBuilder, WhenFull};

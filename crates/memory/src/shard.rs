@@ -1,18 +1,24 @@
 //! One shard of the keyed store: three hash tables (one per algorithm family) behind the
 //! shard's mutex, with the bookkeeping that keeps memory bounded.
 
+use compact_str::CompactString;
 use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
 use tollgate_core::{Decision, FixedWindow, Gcra, Limit, LimitState, Nanos, SlidingLog};
 
 use crate::WhenFull;
 
-/// A tracked key: its state and when that state is back to full capacity.
+/// A tracked key and its state: 32 bytes for GCRA. Keys of up to 24 bytes are stored
+/// inline, so a lookup touches one cache line and a new key allocates nothing. The hash is
+/// not stored: it is recomputed when the table grows, which is rarer than a lookup.
 pub(crate) struct Entry<S> {
-    hash: u64,
-    key: Box<str>,
+    key: CompactString,
     state: S,
-    idle_at: Nanos,
 }
+
+/// The hasher every shard and the store share.
+pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// A family's state type, and where a shard keeps it.
 pub(crate) trait Kind: LimitState {
@@ -48,8 +54,8 @@ pub(crate) struct Bounds {
     pub when_full: WhenFull,
 }
 
-#[derive(Default)]
 pub(crate) struct Shard {
+    hasher: Hasher,
     gcra: HashTable<Entry<Gcra>>,
     sliding: HashTable<Entry<SlidingLog>>,
     fixed: HashTable<Entry<FixedWindow>>,
@@ -61,18 +67,30 @@ pub(crate) struct Shard {
     next_useful_sweep: Nanos,
 }
 
-fn eq<'a, S>(hash: u64, key: &'a str) -> impl Fn(&Entry<S>) -> bool + 'a {
-    move |e| e.hash == hash && &*e.key == key
+fn eq<S>(key: &str) -> impl Fn(&Entry<S>) -> bool + '_ {
+    move |e| e.key.as_str() == key
 }
 
 impl Shard {
+    pub(crate) fn new(hasher: Hasher) -> Shard {
+        Shard {
+            hasher,
+            gcra: HashTable::new(),
+            sliding: HashTable::new(),
+            fixed: HashTable::new(),
+            len: 0,
+            sweep_at: 0,
+            next_useful_sweep: 0,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// The state of `key`, if tracked.
     pub(crate) fn get<S: Kind>(&self, hash: u64, key: &str) -> Option<&S> {
-        S::table(self).find(hash, eq(hash, key)).map(|e| &e.state)
+        S::table(self).find(hash, eq(key)).map(|e| &e.state)
     }
 
     /// Decides one request and records it. A key is tracked only once it has consumed.
@@ -85,17 +103,14 @@ impl Shard {
         cost: u64,
         bounds: Bounds,
     ) -> Result<Decision, tollgate_core::Error> {
-        if let Some(e) = S::table_mut(self).find_mut(hash, eq(hash, key)) {
-            let decision = e.state.apply(limit, now, cost);
-            e.idle_at = e.state.idle_at(limit);
-            return Ok(decision);
+        if let Some(e) = S::table_mut(self).find_mut(hash, eq(key)) {
+            return Ok(e.state.apply(limit, now, cost));
         }
         let mut state = S::default();
         let decision = state.apply(limit, now, cost);
         if cost > 0 && decision.allowed {
             self.make_room(now, bounds)?;
-            let idle_at = state.idle_at(limit);
-            self.insert(hash, key, state, idle_at);
+            self.insert(hash, key, state);
         }
         Ok(decision)
     }
@@ -109,9 +124,9 @@ impl Shard {
         now: Nanos,
         bounds: Bounds,
     ) -> Result<(), tollgate_core::Error> {
-        if S::table(self).find(hash, eq(hash, key)).is_none() {
+        if S::table(self).find(hash, eq(key)).is_none() {
             self.make_room(now, bounds)?;
-            self.insert(hash, key, S::default(), 0);
+            self.insert(hash, key, S::default());
         }
         Ok(())
     }
@@ -125,10 +140,9 @@ impl Shard {
         now: Nanos,
         cost: u64,
     ) {
-        if let Some(e) = S::table_mut(self).find_mut(hash, eq(hash, key)) {
+        if let Some(e) = S::table_mut(self).find_mut(hash, eq(key)) {
             e.state.prune(limit, now);
             e.state.commit(limit, now, cost);
-            e.idle_at = e.state.idle_at(limit);
         }
     }
 
@@ -141,14 +155,14 @@ impl Shard {
         removed > 0
     }
 
-    fn insert<S: Kind>(&mut self, hash: u64, key: &str, state: S, idle_at: Nanos) {
+    fn insert<S: Kind>(&mut self, hash: u64, key: &str, state: S) {
+        let idle_at = state.idle_at();
         let entry = Entry {
-            hash,
-            key: key.into(),
+            key: CompactString::new(key),
             state,
-            idle_at,
         };
-        S::table_mut(self).insert_unique(hash, entry, |e| e.hash);
+        let hasher = self.hasher.clone();
+        S::table_mut(self).insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
         self.len += 1;
         // A key's idle time only moves later as it is used, so the minimum over insertions
         // bounds the soonest time a sweep can free anything.
@@ -178,9 +192,10 @@ impl Shard {
     /// Drops every key back to full capacity at `now`; returns how many.
     pub(crate) fn sweep(&mut self, now: Nanos) -> usize {
         let mut soonest = Nanos::MAX;
-        let removed = sweep_table(&mut self.gcra, now, &mut soonest)
-            + sweep_table(&mut self.sliding, now, &mut soonest)
-            + sweep_table(&mut self.fixed, now, &mut soonest);
+        let hasher = &self.hasher;
+        let removed = sweep_table(&mut self.gcra, hasher, now, &mut soonest)
+            + sweep_table(&mut self.sliding, hasher, now, &mut soonest)
+            + sweep_table(&mut self.fixed, hasher, now, &mut soonest);
         self.len -= removed;
         self.sweep_at = (self.len * 2).max(MIN_SWEEP_LEN);
         self.next_useful_sweep = soonest;
@@ -193,7 +208,8 @@ impl Shard {
         victim.consider(&self.gcra, 0);
         victim.consider(&self.sliding, 1);
         victim.consider(&self.fixed, 2);
-        if let Some((hash, key, table)) = victim.chosen {
+        if let Some((key, table)) = victim.chosen {
+            let hash = self.hasher.hash_one(key.as_str());
             let removed = match table {
                 0 => remove(&mut self.gcra, hash, &key),
                 1 => remove(&mut self.sliding, hash, &key),
@@ -204,26 +220,27 @@ impl Shard {
     }
 }
 
-/// The eviction candidate found so far: (hash, key, which table).
+/// The eviction candidate found so far: (key, which table).
 #[derive(Default)]
 struct Victim {
     idle_at: Nanos,
-    chosen: Option<(u64, Box<str>, u8)>,
+    chosen: Option<(CompactString, u8)>,
 }
 
 impl Victim {
-    fn consider<S>(&mut self, table: &HashTable<Entry<S>>, tag: u8) {
+    fn consider<S: LimitState>(&mut self, table: &HashTable<Entry<S>>, tag: u8) {
         for e in table.iter().take(EVICTION_SAMPLE) {
-            if self.chosen.is_none() || e.idle_at < self.idle_at {
-                self.idle_at = e.idle_at;
-                self.chosen = Some((e.hash, e.key.clone(), tag));
+            let idle_at = e.state.idle_at();
+            if self.chosen.is_none() || idle_at < self.idle_at {
+                self.idle_at = idle_at;
+                self.chosen = Some((e.key.clone(), tag));
             }
         }
     }
 }
 
 fn remove<S>(table: &mut HashTable<Entry<S>>, hash: u64, key: &str) -> bool {
-    match table.find_entry(hash, eq(hash, key)) {
+    match table.find_entry(hash, eq(key)) {
         Ok(entry) => {
             entry.remove();
             true
@@ -233,18 +250,25 @@ fn remove<S>(table: &mut HashTable<Entry<S>>, hash: u64, key: &str) -> bool {
 }
 
 /// Removes the entries idle at `now` and notes the soonest time a survivor will be.
-fn sweep_table<S>(table: &mut HashTable<Entry<S>>, now: Nanos, soonest: &mut Nanos) -> usize {
+fn sweep_table<S: LimitState>(
+    table: &mut HashTable<Entry<S>>,
+    hasher: &Hasher,
+    now: Nanos,
+    soonest: &mut Nanos,
+) -> usize {
     let before = table.len();
     table.retain(|e| {
-        let keep = e.idle_at > now;
+        let idle_at = e.state.idle_at();
+        let keep = idle_at > now;
         if keep {
-            *soonest = (*soonest).min(e.idle_at);
+            *soonest = (*soonest).min(idle_at);
         }
         keep
     });
-    // Give memory back once most of the table is empty.
-    if table.capacity() > 64 && table.len() < table.capacity() / 4 {
-        table.shrink_to(table.len() * 2, |e| e.hash);
+    // Give memory back once the table is mostly empty; not sooner, or a shard whose keys
+    // churn would shrink and regrow its table on every sweep.
+    if table.capacity() > 1024 && table.len() < table.capacity() / 8 {
+        table.shrink_to(table.len() * 2, |e| hasher.hash_one(e.key.as_str()));
     }
     before - table.len()
 }

@@ -8,7 +8,8 @@ use tollgate_core::{
     SlidingLog, SystemClock, validate_key,
 };
 
-use crate::shard::{Bounds, Kind, Shard};
+use crate::Padded;
+use crate::shard::{Bounds, Hasher, Kind, Shard};
 
 /// What a full store does with a key it has never seen.
 ///
@@ -29,9 +30,6 @@ pub enum WhenFull {
 /// The default cap on tracked keys: about 100 MB of GCRA keys of 20 bytes.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
-/// A cache line, so that shards' locks do not share one.
-#[repr(align(128))]
-struct Padded<T>(T);
 
 /// The embedded store: thread-safe, sharded, with bounded memory.
 ///
@@ -58,7 +56,7 @@ pub struct MemoryStore<C: Clock = SystemClock> {
     shards: Box<[Padded<Mutex<Shard>>]>,
     /// `hash >> SHARD_BITS_AT & mask` picks the shard: bits the tables themselves use little.
     mask: usize,
-    hasher: foldhash::fast::RandomState,
+    hasher: Hasher,
     clock: C,
     bounds: Bounds,
     max_keys: usize,
@@ -124,12 +122,13 @@ impl<C: Clock> MemoryStoreBuilder<C> {
             .clamp(1, 1024)
             .next_power_of_two();
         let per_shard = self.max_keys.div_ceil(n);
+        let hasher = Hasher::default();
         MemoryStore {
             shards: (0..n)
-                .map(|_| Padded(Mutex::new(Shard::default())))
+                .map(|_| Padded(Mutex::new(Shard::new(hasher.clone()))))
                 .collect(),
             mask: n - 1,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             clock: self.clock,
             bounds: Bounds {
                 max_keys: per_shard,
