@@ -30,7 +30,6 @@ pub enum WhenFull {
 /// The default cap on tracked keys: about 100 MB of GCRA keys of 20 bytes.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
-
 /// The embedded store: thread-safe, sharded, with bounded memory.
 ///
 /// Each key lives in one of N shards (a power of two, 16 per core by default), chosen by its

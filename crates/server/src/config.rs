@@ -138,6 +138,33 @@ pub struct Config {
     pub envoy: EnvoyRules,
 }
 
+/// Settings given on the command line, which win over the file's, on every reload too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--http`.
+    pub http: Option<SocketAddr>,
+    /// `--grpc`.
+    pub grpc: Option<SocketAddr>,
+    /// `--store`.
+    pub store: Option<String>,
+}
+
+impl Overrides {
+    /// Puts the command line's settings over the file's.
+    pub fn apply(&self, mut config: Config) -> Config {
+        if let Some(http) = self.http {
+            config.http = http;
+        }
+        if let Some(grpc) = self.grpc {
+            config.grpc = Some(grpc);
+        }
+        if let Some(store) = &self.store {
+            config.store = store.clone();
+        }
+        config
+    }
+}
+
 /// Everything wrong with a config file, each problem with its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

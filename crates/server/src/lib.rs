@@ -9,7 +9,11 @@ pub mod config;
 pub mod envoy;
 pub mod http;
 pub mod metrics;
+mod reload;
+mod server;
 mod service;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Overrides};
+pub use reload::reload;
+pub use server::{Bound, ConfigSource, ServeError, Server, shutdown_signal};
 pub use service::{ApiError, CheckRequest, Checked, CheckedBatch, INLINE, Service};

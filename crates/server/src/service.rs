@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 use tollgate_core::{Check, Decision, DynStore, Limit, MultiDecision, validate_key};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Overrides};
 use crate::metrics::Metrics;
 
 /// One check as the APIs receive it: a key under a named policy, or under a limit given
@@ -101,6 +101,8 @@ pub struct Service {
     store: Arc<dyn DynStore>,
     config: ArcSwap<Config>,
     metrics: Metrics,
+    /// The file the config came from, and the flags laid over it, for reloads.
+    source: Option<(std::path::PathBuf, Overrides)>,
 }
 
 /// The policy label of a limit given inline.
@@ -113,7 +115,33 @@ impl Service {
             store,
             config: ArcSwap::from_pointee(config),
             metrics: Metrics::default(),
+            source: None,
         }
+    }
+
+    /// Remembers the file the config was read from and the flags laid over it, so that
+    /// [`reload`](Self::reload) can read it again.
+    pub fn with_config_file(mut self, path: std::path::PathBuf, overrides: Overrides) -> Service {
+        self.source = Some((path, overrides));
+        self
+    }
+
+    /// The config file, if the config came from one.
+    pub fn config_path(&self) -> Option<&std::path::Path> {
+        self.source.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Reads the config file again and applies it (see [`apply_config`](Self::apply_config));
+    /// an invalid file changes nothing. `None` when the service has no config file.
+    pub fn reload(&self) -> Option<Result<Vec<String>, ConfigError>> {
+        let (path, overrides) = self.source.as_ref()?;
+        Some(match Config::load(path) {
+            Ok(config) => Ok(self.apply_config(overrides.apply(config))),
+            Err(e) => {
+                self.metrics.reload(false);
+                Err(e)
+            }
+        })
     }
 
     /// The config in force now.
@@ -155,17 +183,6 @@ impl Service {
             .into_iter()
             .map(|f| format!("{f}: changed in the file, takes effect on restart"))
             .collect()
-    }
-
-    /// Loads `path` and applies it; an invalid file changes nothing.
-    pub fn reload_from(&self, path: &std::path::Path) -> Result<Vec<String>, ConfigError> {
-        match Config::load(path) {
-            Ok(config) => Ok(self.apply_config(config)),
-            Err(e) => {
-                self.metrics.reload(false);
-                Err(e)
-            }
-        }
     }
 
     /// The limit a request names, and its policy label.

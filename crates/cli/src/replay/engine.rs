@@ -126,7 +126,7 @@ pub fn replay<R: BufRead, W: Write>(
                 return closed_or(e);
             }
         }
-        if progress && line_no % PROGRESS_EVERY == 0 {
+        if progress && line_no.is_multiple_of(PROGRESS_EVERY) {
             let s = replayer.summary();
             let _ = writeln!(
                 io::stderr().lock(),

@@ -1,13 +1,54 @@
-//! The HTTP JSON API (axum). `app` builds the router so tests can drive it without a socket.
+//! The HTTP JSON API (axum). [`app`] builds the router, so tests and `tollgate serve` serve
+//! the same thing; `/openapi.json` documents every route below.
+//!
+//! | route | method | what |
+//! |---|---|---|
+//! | `/v1/check` | POST | one decision |
+//! | `/v1/check/multi` | POST | a batch decided all-or-nothing |
+//! | `/v1/reset` | POST | forget a key (admin) |
+//! | `/v1/reload` | POST | re-read the config file (admin) |
+//! | `/v1/policies` | GET | the configured policies |
+//! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | GET | operations |
+//!
+//! Every error, including unknown routes and bad bodies, is
+//! `{"error":{"code":"…","message":"…"}}`.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
 
 use crate::Service;
 
-/// The router of every HTTP endpoint.
+mod admin;
+mod body;
+mod check;
+mod error;
+mod ops;
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AppState {
+    service: Arc<Service>,
+}
+
+/// The router of every HTTP endpoint. `POST /v1/reload` re-reads the service's config file
+/// ([`Service::reload`]); a service without one answers it 404 `reload_unavailable`.
 pub fn app(service: Arc<Service>) -> Router {
-    let _ = service;
+    let state = AppState { service };
     Router::new()
+        .route("/v1/check", post(check::check))
+        .route("/v1/check/multi", post(check::check_multi))
+        .route("/v1/reset", post(admin::reset))
+        .route("/v1/reload", post(admin::reload))
+        .route("/v1/policies", get(admin::policies))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
