@@ -2,8 +2,9 @@
 --
 -- Sends POST /v1/check with the body {"key":"user:N","policy":"POLICY"}, N drawn at random
 -- from 0..KEYS-1. Arguments (after wrk's `--`): KEYS (default 10000), POLICY (default
--- enterprise). Each wrk thread builds 16384 requests up front and cycles through them, so the
--- Lua cost per request is a table lookup, the same for every server under test.
+-- enterprise). Each wrk thread builds KEYS requests up front (at least 16384, at most 65536)
+-- and cycles through them, so the Lua cost per request is a table lookup, the same for every
+-- server under test.
 --
 -- At the end it prints one line for the script to parse:
 --   RESULT requests=… duration_us=… rps=… p50_us=… p90_us=… p99_us=… max_us=… mean_us=…
@@ -24,7 +25,8 @@ function init(args)
   local policy = args[2] or "enterprise"
   math.randomseed(1234 + 7919 * (id or 0))
   local headers = { ["Content-Type"] = "application/json" }
-  for i = 1, 16384 do
+  local count = math.min(math.max(keys, 16384), 65536)
+  for i = 1, count do
     local key = math.random(0, keys - 1)
     local body = string.format('{"key":"user:%d","policy":"%s"}', key, policy)
     requests[i] = wrk.format("POST", "/v1/check", headers, body)

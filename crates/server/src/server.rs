@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_memory::MemoryStore;
@@ -142,10 +143,15 @@ impl Server {
         tracing::info!(addr = %self.bound.http, "HTTP API listening");
         let app =
             http::app(self.service.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let http_server = axum::serve(self.http, app).with_graceful_shutdown(stopped());
+        // Without TCP_NODELAY, small responses can wait ~40 ms for Nagle's algorithm.
+        let http_listener = self.http.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let http_server = axum::serve(http_listener, app).with_graceful_shutdown(stopped());
         let grpc_server = self.grpc.map(|listener| {
             tracing::info!(addr = ?self.bound.grpc, "Envoy RateLimitService gRPC listening");
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             tonic::transport::Server::builder()
                 .add_service(envoy::grpc_service(self.service.clone()))
                 .serve_with_incoming_shutdown(incoming, stopped())
