@@ -34,7 +34,7 @@ pub fn decide(
     pending: u64,
 ) -> (Decision, Option<Nanos>) {
     let t = limit.interval_ns();
-    let horizon = now.saturating_add(t.saturating_mul(limit.burst())); // now + τ
+    let horizon = now.saturating_add(limit.tolerance_ns()); // now + τ
     let base = tat.max(now).saturating_add(t.saturating_mul(pending));
     let next = base.saturating_add(t.saturating_mul(cost));
     if next <= horizon {
@@ -56,6 +56,17 @@ pub fn decide(
         };
         (decision, None)
     }
+}
+
+/// The verdict alone: the new TAT when `cost` is admitted at `now`, `None` when denied. The
+/// same rule as [`decide`], without computing the decision's other fields.
+#[inline]
+pub fn admit(tat: Nanos, limit: &Limit, now: Nanos, cost: u64) -> Option<Nanos> {
+    let horizon = now.saturating_add(limit.tolerance_ns());
+    let next = tat
+        .max(now)
+        .saturating_add(limit.interval_ns().saturating_mul(cost));
+    (next <= horizon).then_some(next)
 }
 
 impl LimitState for Gcra {

@@ -118,6 +118,8 @@ pub struct Limit {
     algorithm: Algorithm,
     burst: u64,
     interval_ns: u64,
+    /// τ = BURST × T, the most a GCRA bucket's TAT may run ahead of the clock.
+    tolerance_ns: u64,
     /// Divides by T with a multiplication (see [`Limit::intervals_in`]); derived from T, so
     /// equality and hashing stay consistent.
     divide: Reciprocal,
@@ -190,6 +192,7 @@ impl Limit {
             algorithm,
             burst,
             interval_ns,
+            tolerance_ns: burst.saturating_mul(interval_ns),
             divide: Reciprocal::new(interval_ns),
         })
     }
@@ -202,6 +205,7 @@ impl Limit {
             algorithm: Algorithm::Gcra,
             burst: rate.count(),
             interval_ns: rate.interval_ns(),
+            tolerance_ns: rate.count().saturating_mul(rate.interval_ns()),
             divide: Reciprocal::new(rate.interval_ns()),
         }
     }
@@ -230,6 +234,12 @@ impl Limit {
     /// The GCRA emission interval T in nanoseconds (see [`Rate::interval_ns`]).
     pub fn interval_ns(&self) -> u64 {
         self.interval_ns
+    }
+
+    /// τ = BURST × T in nanoseconds (GCRA's tolerance).
+    #[inline]
+    pub fn tolerance_ns(&self) -> u64 {
+        self.tolerance_ns
     }
 
     /// How many whole intervals T fit in `ns`: exactly `ns / T`, by a multiplication. The

@@ -60,6 +60,10 @@ fn direct(c: &mut Criterion) {
     group.bench_function("tollgate", |b| {
         b.iter(|| black_box(tollgate.check(black_box(1))))
     });
+    // The verdict alone, as governor's `check` gives it.
+    group.bench_function("tollgate_admit", |b| {
+        b.iter(|| black_box(tollgate.admit(black_box(1))))
+    });
     group.bench_function("governor", |b| b.iter(|| black_box(governor.check())));
     group.finish();
     assert!(
@@ -80,6 +84,9 @@ fn direct_denying(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("tollgate", |b| {
         b.iter(|| black_box(tollgate.check(black_box(1))))
+    });
+    group.bench_function("tollgate_admit", |b| {
+        b.iter(|| black_box(tollgate.admit(black_box(1))))
     });
     group.bench_function("governor", |b| b.iter(|| black_box(governor.check())));
     group.finish();
@@ -127,6 +134,14 @@ fn keyed_many_keys(c: &mut Criterion, name: &str, (limit, quota): (Limit, Quota)
             let key = &keys[i];
             i = if i + 1 == KEYS { 0 } else { i + 1 };
             black_box(store.check(key, &limit, 1))
+        })
+    });
+    let mut i = 0;
+    group.bench_function("tollgate_admit", |b| {
+        b.iter(|| {
+            let key = &keys[i];
+            i = if i + 1 == KEYS { 0 } else { i + 1 };
+            black_box(store.admit(key, &limit, 1))
         })
     });
     let mut i = 0;

@@ -76,6 +76,32 @@ impl<C: Clock> DirectLimiter<C> {
         }
     }
 
+    /// Admits `cost` when the limit allows: `Ok(true)` admitted (and consumed), `Ok(false)`
+    /// denied (nothing consumed). The same rule as [`check`](Self::check) without the
+    /// decision's other fields, for hot loops that only need the verdict.
+    #[inline]
+    pub fn admit(&self, cost: u64) -> Result<bool, Error> {
+        let State::Gcra(tat) = &self.state else {
+            return self.check(cost).map(|d| d.allowed);
+        };
+        self.limit.check_cost("(direct)", cost)?;
+        let now = self.clock.now();
+        let tat = &tat.0;
+        let mut current = tat.load(Ordering::Acquire);
+        loop {
+            let Some(next) = gcra::admit(current, &self.limit, now, cost) else {
+                return Ok(false);
+            };
+            if cost == 0 {
+                return Ok(true);
+            }
+            match tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(true),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     #[inline]
     fn check_gcra(&self, tat: &AtomicU64, cost: u64) -> Decision {
         // The time is read once: a retry after a lost race decides at the same instant, which

@@ -115,6 +115,40 @@ impl Shard {
         Ok(decision)
     }
 
+    /// The GCRA verdict alone (see `MemoryStore::admit`), recorded when admitted.
+    pub(crate) fn admit_gcra(
+        &mut self,
+        hash: u64,
+        key: &str,
+        limit: &Limit,
+        now: Nanos,
+        cost: u64,
+        bounds: Bounds,
+    ) -> Result<bool, tollgate_core::Error> {
+        if let Some(e) = self.gcra.find_mut(hash, eq(key)) {
+            return Ok(
+                match tollgate_core::gcra::admit(e.state.tat, limit, now, cost) {
+                    Some(next) => {
+                        if cost > 0 {
+                            e.state.tat = next;
+                        }
+                        true
+                    }
+                    None => false,
+                },
+            );
+        }
+        match tollgate_core::gcra::admit(0, limit, now, cost) {
+            Some(tat) if cost > 0 => {
+                self.make_room(now, bounds)?;
+                self.insert(hash, key, Gcra { tat });
+                Ok(true)
+            }
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
     /// Makes sure `key` has an entry (a fresh state is the same as no entry), for a batch that
     /// is about to commit.
     pub(crate) fn reserve<S: Kind>(

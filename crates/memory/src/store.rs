@@ -190,6 +190,21 @@ impl<C: Clock> MemoryStore<C> {
         }
     }
 
+    /// Admits `cost` on `key` when `limit` allows: `Ok(true)` admitted (and consumed),
+    /// `Ok(false)` denied (nothing consumed). The same rule as [`check`](Self::check) without
+    /// the decision's other fields, for hot paths that only need the verdict.
+    pub fn admit(&self, key: &str, limit: &Limit, cost: u64) -> Result<bool, Error> {
+        if limit.algorithm().family() != Family::Gcra {
+            return self.check(key, limit, cost).map(|d| d.allowed);
+        }
+        validate_key(key)?;
+        limit.check_cost(key, cost)?;
+        let (hash, index) = self.locate(key);
+        let mut shard = self.shards[index].0.lock();
+        let now = self.clock.now();
+        shard.admit_gcra(hash, key, limit, now, cost, self.bounds)
+    }
+
     /// Decides a batch all-or-nothing (see [`MultiDecision`]): the shards involved are locked
     /// together, in order, so the batch is atomic with respect to every other call.
     pub fn check_all(&self, checks: &[Check<'_>]) -> Result<MultiDecision, Error> {

@@ -257,3 +257,42 @@ fn the_store_trait_and_its_object_safe_form_agree() {
     ready(dyn_store.reset("k")).expect("ok");
     assert_eq!(dyn_store.tracked_keys(), Some(0));
 }
+
+#[test]
+fn admit_gives_the_same_verdicts_as_check() {
+    use tollgate_memory::DirectLimiter;
+    for (rate, algorithm, burst) in [
+        ("5/s", Algorithm::Gcra, Some(3)),
+        ("4/s", Algorithm::Strict, None),
+        ("3/s", Algorithm::SlidingWindow, None),
+        ("3/s", Algorithm::FixedWindow, None),
+    ] {
+        let l = limit(rate, algorithm, burst);
+        let clock = FakeClock::at_millis(T0_MS);
+        let (by_check, by_admit) = (store(&clock), store(&clock));
+        let direct = DirectLimiter::with_clock(l, clock.clone());
+        let direct_checked = DirectLimiter::with_clock(l, clock.clone());
+        // A deterministic, irregular trace over a few keys with weighted costs.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for step in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            clock.advance(Duration::from_millis(x % 170));
+            let key = ["a", "b", "c"][(x % 3) as usize];
+            let cost = (x >> 8) % (l.capacity() + 1);
+            let expected = by_check.check(key, &l, cost).expect("valid").allowed;
+            assert_eq!(
+                by_admit.admit(key, &l, cost),
+                Ok(expected),
+                "{l} step {step}"
+            );
+            let expected = direct_checked.check(cost).expect("valid").allowed;
+            assert_eq!(direct.admit(cost), Ok(expected), "{l} direct step {step}");
+        }
+        let err = by_admit
+            .admit("a", &l, l.capacity() + 1)
+            .expect_err("too much");
+        assert_eq!(err.code(), "cost_exceeds_limit");
+    }
+}

@@ -6,6 +6,8 @@
 //! arithmetic it is checking.
 #![deny(missing_docs)]
 
+pub mod redis;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

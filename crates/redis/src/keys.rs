@@ -1,0 +1,156 @@
+//! Every Redis key name tollgate uses, and nothing else: one key per (key, algorithm family).
+//!
+//! | user key `K` | Redis keys | cluster slot decided by |
+//! |---|---|---|
+//! | no hash tag (the usual case) | `tollgate:{K}:g`, `tollgate:{K}:s`, `tollgate:{K}:f` | `K` |
+//! | with a hash tag, e.g. `{user:1}:search` | `tollgate:t:K:g`, `…:s`, `…:f` | the user's tag (`user:1`) |
+//! | no hash tag and starting with `}` | `tollgate:c:{c}K:g`, `…:s`, `…:f` | `c` |
+//!
+//! The suffix names the family: `g` for `gcra`/`strict` (which share a bucket), `s` for
+//! `sliding-window`, `f` for `fixed-window`. In each form the three keys of one user key share
+//! a hash tag, so they live in one cluster slot, and [`reset`](crate::RedisStore) deletes them
+//! in one command. A user key that already carries a hash tag keeps it, so that keys the user
+//! tags alike (`{user:1}:search`, `{user:1}:upload`) share a slot and can be checked together
+//! in one batch on a cluster.
+//!
+//! The three forms begin differently (`tollgate:{`, `tollgate:t:`, `tollgate:c:`), so no two
+//! user keys ever map to the same Redis key: `abc` and `{abc}` stay apart. Hash tags follow
+//! Redis's rule exactly: the text between the first `{` and the first `}` after it, when that
+//! text is not empty.
+
+use tollgate_core::Family;
+
+/// The prefix of every Redis key tollgate writes.
+pub const PREFIX: &str = "tollgate:";
+
+/// Whether Redis Cluster would hash `key` by a tag: it has a `{`, a `}` after it, and at
+/// least one byte between them.
+pub fn has_hash_tag(key: &str) -> bool {
+    let Some(open) = key.find('{') else {
+        return false;
+    };
+    matches!(key[open + 1..].find('}'), Some(len) if len > 0)
+}
+
+/// The one-letter suffix of a family's key.
+fn suffix(family: Family) -> &'static str {
+    match family {
+        Family::Gcra => "g",
+        Family::SlidingWindow => "s",
+        Family::FixedWindow => "f",
+    }
+}
+
+/// The Redis key holding `key`'s state under `family`.
+pub fn state_key(key: &str, family: Family) -> String {
+    let suffix = suffix(family);
+    let mut out = String::with_capacity(PREFIX.len() + key.len() + 8);
+    out.push_str(PREFIX);
+    if has_hash_tag(key) {
+        // The prefix has no `{`, so the user's first tag stays the first tag.
+        out.push_str("t:");
+        out.push_str(key);
+        out.push(':');
+    } else if key.starts_with('}') {
+        // `{}K}` would be an empty tag (no tag at all), which would spread the families over
+        // different slots; a fixed tag keeps them together.
+        out.push_str("c:{c}");
+        out.push_str(key);
+        out.push(':');
+    } else {
+        out.push('{');
+        out.push_str(key);
+        out.push_str("}:");
+    }
+    out.push_str(suffix);
+    out
+}
+
+/// The Redis keys of `key` under every family, in [`Family::ALL`] order.
+pub fn all_state_keys(key: &str) -> [String; 3] {
+    Family::ALL.map(|family| state_key(key, family))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash tag Redis Cluster would use for a key (the whole key when there is none).
+    fn slot_text(redis_key: &str) -> &str {
+        if let Some(open) = redis_key.find('{')
+            && let Some(len) = redis_key[open + 1..].find('}')
+            && len > 0
+        {
+            return &redis_key[open + 1..open + 1 + len];
+        }
+        redis_key
+    }
+
+    #[test]
+    fn plain_keys_are_wrapped_in_a_tag() {
+        assert_eq!(state_key("user:1", Family::Gcra), "tollgate:{user:1}:g");
+        assert_eq!(
+            state_key("user:1", Family::SlidingWindow),
+            "tollgate:{user:1}:s"
+        );
+        assert_eq!(
+            state_key("user:1", Family::FixedWindow),
+            "tollgate:{user:1}:f"
+        );
+    }
+
+    #[test]
+    fn a_users_tag_is_kept() {
+        assert_eq!(
+            state_key("{user:1}:search", Family::Gcra),
+            "tollgate:t:{user:1}:search:g"
+        );
+        let a = state_key("{user:1}:search", Family::Gcra);
+        let b = state_key("{user:1}:upload", Family::FixedWindow);
+        assert_eq!(slot_text(&a), "user:1");
+        assert_eq!(slot_text(&b), "user:1");
+    }
+
+    #[test]
+    fn the_families_of_a_key_share_a_slot_and_keys_never_collide() {
+        let keys = [
+            "abc",
+            "{abc}",
+            "a{b}c",
+            "a{}b",
+            "{}",
+            "}",
+            "}x",
+            "}{y}",
+            "x}",
+            "a{",
+            "{",
+            "}{",
+            "{{}}",
+            "t:abc",
+            "c:{c}x",
+            "{c}x",
+            "tollgate:{x}:g",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            let [g, s, f] = all_state_keys(key);
+            assert_eq!(slot_text(&g), slot_text(&s), "{key}");
+            assert_eq!(slot_text(&g), slot_text(&f), "{key}");
+            assert!(!slot_text(&g).is_empty(), "{key}");
+            for k in [g, s, f] {
+                assert!(seen.insert(k.clone()), "{key} collides at {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn hash_tags_follow_redis() {
+        assert!(has_hash_tag("{a}"));
+        assert!(has_hash_tag("x{a}y{b}"));
+        assert!(has_hash_tag("}{a}"));
+        assert!(!has_hash_tag("{}a{b}"), "the first tag is empty: no tag");
+        assert!(!has_hash_tag("a}b{"));
+        assert!(!has_hash_tag("plain"));
+    }
+}
