@@ -322,9 +322,9 @@ impl std::str::FromStr for RedisUrl {
     }
 }
 
-/// Everything [`RedisStore::connect`](crate::RedisStore::connect) needs: the URL and the
-/// timeouts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything [`RedisStore::connect`](crate::RedisStore::connect) needs: the URL, the
+/// timeouts and, for TLS with a private CA, its certificate.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// Where Redis is.
     pub url: RedisUrl,
@@ -333,6 +333,20 @@ pub struct RedisConfig {
     /// How long one call (a check, a batch, a reset, a ping) may take in all, including
     /// waiting for a reconnection in progress.
     pub command_timeout: Duration,
+    /// For `rediss://`: the PEM certificate(s) of the CA to trust instead of the system's
+    /// roots (`None`: the system's roots).
+    pub tls_ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "set"))
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -347,6 +361,7 @@ impl RedisConfig {
             url,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+            tls_ca_pem: None,
         }
     }
 
@@ -364,6 +379,13 @@ impl RedisConfig {
     /// Sets the per-call timeout.
     pub fn command_timeout(mut self, timeout: Duration) -> RedisConfig {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// Trusts only the CA in `pem` (PEM certificates) for `rediss://`, instead of the
+    /// system's roots: for Redis servers with certificates from a private CA.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> RedisConfig {
+        self.tls_ca_pem = Some(pem.into());
         self
     }
 }

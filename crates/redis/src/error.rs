@@ -21,7 +21,10 @@ const TRANSIENT_CODES: &[&str] = &[
 /// Maps a Redis failure on `target` (the masked URL) to a [`Error::Store`].
 pub(crate) fn store_error(target: &str, error: &RedisError) -> Error {
     let code = error.code().unwrap_or("");
-    let (transient, what) = if error.is_timeout() {
+    let (transient, what) = if tls_failure(error) {
+        // A certificate or protocol mismatch does not heal by waiting.
+        (false, "failed the TLS handshake")
+    } else if error.is_timeout() {
         (true, "timed out")
     } else if error.is_connection_refusal() {
         (true, "refused the connection")
@@ -47,6 +50,23 @@ pub(crate) fn store_error(target: &str, error: &RedisError) -> Error {
         message: format!("Redis at {target} {what}: {error}"),
         transient,
     }
+}
+
+/// Whether rustls refused the connection (an untrusted certificate, a bad handshake):
+/// redis-rs keeps the `io::Error` that carries the `rustls::Error` behind an `Arc`.
+fn tls_failure(error: &RedisError) -> bool {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let Some(source) = std::error::Error::source(error) else {
+        return false;
+    };
+    let inner: &(dyn std::error::Error + 'static) = match source.downcast_ref::<Shared>() {
+        Some(shared) => &**shared,
+        None => source,
+    };
+    inner
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|e| e.is::<rustls::Error>())
 }
 
 /// The error for a call that did not finish within its timeout.

@@ -46,6 +46,14 @@
 //! - **Keys.** State lives under `tollgate:{KEY}:g`, `:s` and `:f` (see [`keys`]), one cluster
 //!   slot per user key; keys that carry their own `{hash tag}` keep it.
 //!
+//! # Connecting
+//!
+//! [`RedisConfig::parse`] takes `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, `rediss://…`
+//! (TLS, with the system's roots or [`RedisConfig::tls_ca_pem`]),
+//! `redis+sentinel://[USER:PASSWORD@]H1:P1,H2:P2/MASTER[/DB]` and
+//! `redis+cluster://[USER:PASSWORD@]H1:P1,H2:P2,…`. Sentinel and Cluster URLs parse, but
+//! [`RedisStore::connect`] refuses them for now (`not supported yet`).
+//!
 //! # Failures
 //!
 //! A failure is an [`Error::Store`](tollgate_core::Error::Store) (code `store_unavailable`)
@@ -59,10 +67,12 @@
 
 mod config;
 mod error;
+pub mod guard;
 pub mod keys;
 mod scripts;
 mod store;
 
 pub use config::{EXPECTED_FORMS, InvalidUrl, Node, RedisConfig, RedisUrl, Topology};
+pub use guard::{GuardConfig, Guarded, OnStoreFailure};
 pub use scripts::MAX_SPAN_US;
 pub use store::{RedisStore, TimedDecision, TimedMultiDecision};

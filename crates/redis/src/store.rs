@@ -90,7 +90,16 @@ impl RedisStore {
         let client = addr
             .into_connection_info()
             .map(|info| info.set_redis_settings(settings))
-            .and_then(redis::Client::open)
+            .and_then(|info| match &config.tls_ca_pem {
+                Some(pem) if url.tls() => redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                ),
+                _ => redis::Client::open(info),
+            })
             .map_err(|e| store_error(&target, &e))?;
         // One attempt per reconnection, so a call never waits behind a long backoff; the
         // next call after a failure starts another attempt.

@@ -166,11 +166,13 @@ async fn a_slow_redis_is_a_timeout_within_the_command_timeout() {
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("within 100 ms"), "{err}");
     blocker.await.expect("blocker ends");
-    assert!(
-        store
-            .check("k", &l, 1)
-            .await
-            .expect("serving again")
-            .allowed
-    );
+    // Serving again; on a starved machine one call may still miss its 100 ms.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match store.check("k", &l, 1).await {
+            Ok(d) => break assert!(d.allowed),
+            Err(e) if e.is_transient() && Instant::now() < deadline => {}
+            Err(e) => panic!("not serving again: {e}"),
+        }
+    }
 }

@@ -159,8 +159,8 @@ impl Drop for RedisServer {
     }
 }
 
-/// A port nothing listens on now (the kernel's choice for port 0).
-fn free_port() -> io::Result<u16> {
+/// A port of 127.0.0.1 nothing listens on now (the kernel's choice for port 0).
+pub fn free_port() -> io::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
