@@ -23,7 +23,8 @@ pub struct Args {
     /// Also serve the Envoy RateLimitService gRPC API [address default: 127.0.0.1:8081].
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = tollgate_server::config::DEFAULT_GRPC)]
     pub grpc: Option<SocketAddr>,
-    /// The store: `memory` [default, or the file's `store`].
+    /// The store: `memory` or a Redis URL (`redis://[user:pass@]host:port/db`, `rediss://…`)
+    /// [default: memory, or the file's `store`].
     #[arg(long, env = "TOLLGATE_STORE", value_name = "URL")]
     pub store: Option<String>,
     /// Log filter, as RUST_LOG (e.g. `info`, `tollgate_server=debug`).
@@ -42,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         grpc: args.grpc,
         store: args.store,
     };
+    overrides.check()?;
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),

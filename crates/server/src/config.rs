@@ -30,6 +30,16 @@ pub struct ConfigFile {
     pub store: Option<String>,
     /// Bearer token required by the admin endpoints; none leaves them open.
     pub admin_token: Option<String>,
+    /// What a shared store's failure answers: `deny` (default), `allow` or `local`.
+    pub on_store_failure: Option<String>,
+    /// The most a call to a shared store may take, in milliseconds (default 100).
+    pub store_timeout_ms: Option<u64>,
+    /// The circuit breaker in front of a shared store.
+    #[serde(default)]
+    pub breaker: BreakerSection,
+    /// Redis connection settings.
+    #[serde(default)]
+    pub redis: RedisSection,
     /// The in-memory store's settings.
     #[serde(default)]
     pub memory: MemorySection,
@@ -62,6 +72,50 @@ impl Default for MemorySection {
             max_keys: tollgate_memory::DEFAULT_MAX_KEYS,
             when_full: "reject".to_string(),
             sweep_interval_secs: 10,
+        }
+    }
+}
+
+/// `breaker:` in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSection {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before probing, in milliseconds.
+    pub open_for_ms: u64,
+    /// Probes let through at once while half-open.
+    pub half_open_probes: u32,
+    /// Successful probes that close it again.
+    pub success_threshold: u32,
+}
+
+impl Default for BreakerSection {
+    fn default() -> Self {
+        let d = BreakerConfig::default();
+        BreakerSection {
+            failure_threshold: d.failure_threshold,
+            // Probe twice a second: decisions come back from the store within ~0.5 s of its
+            // return, while a store that is down costs one probe per 500 ms.
+            open_for_ms: 500,
+            half_open_probes: d.half_open_probes,
+            success_threshold: d.success_threshold,
+        }
+    }
+}
+
+/// `redis:` in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSection {
+    /// How long connecting may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        RedisSection {
+            connect_timeout_ms: 1000,
         }
     }
 }
@@ -112,6 +166,21 @@ pub struct Policy {
 
 /// How the in-memory store behaves when full.
 pub use tollgate_memory::WhenFull;
+use tollgate_redis::guard::BreakerConfig;
+pub use tollgate_redis::{OnStoreFailure, RedisConfig};
+
+/// How a shared store is guarded: its failure policy, timeouts and breaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreGuard {
+    /// What a failure answers.
+    pub on_failure: OnStoreFailure,
+    /// The most one call may take.
+    pub timeout: std::time::Duration,
+    /// The circuit breaker.
+    pub breaker: BreakerConfig,
+    /// How long connecting may take.
+    pub connect_timeout: std::time::Duration,
+}
 
 /// A validated config. Building one is the only way to get one.
 #[derive(Debug, Clone)]
@@ -124,6 +193,10 @@ pub struct Config {
     pub store: String,
     /// The admin bearer token.
     pub admin_token: Option<String>,
+    /// The Redis connection, when the store is a Redis URL.
+    pub redis: Option<RedisConfig>,
+    /// How a shared store is guarded.
+    pub guard: StoreGuard,
     /// In-memory store cap.
     pub max_keys: usize,
     /// In-memory store behaviour when full.
@@ -150,6 +223,21 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// Checks the flags' values that the file would have validated: a `--store` URL.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        match &self.store {
+            Some(store) if store != "memory" => {
+                RedisConfig::parse(store)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError {
+                        source: "--store".to_string(),
+                        problems: vec![format!("{e}; or `memory`")],
+                    })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Puts the command line's settings over the file's.
     pub fn apply(&self, mut config: Config) -> Config {
         if let Some(http) = self.http {
@@ -160,6 +248,12 @@ impl Overrides {
         }
         if let Some(store) = &self.store {
             config.store = store.clone();
+            // The flag's URL was checked when the flags were read (`Overrides::check`).
+            config.redis = if store == "memory" {
+                None
+            } else {
+                RedisConfig::parse(store).ok()
+            };
         }
         config
     }
@@ -266,6 +360,56 @@ impl Config {
                 .push("admin_token: is empty; remove it to leave admin endpoints open".to_string());
         }
         let store = file.store.clone().unwrap_or_else(|| "memory".to_string());
+        let redis = if store == "memory" {
+            None
+        } else {
+            match RedisConfig::parse(&store) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(format!("store: {e}; or `memory`"));
+                    None
+                }
+            }
+        };
+        let on_failure = match file.on_store_failure.as_deref().unwrap_or("deny").parse() {
+            Ok(p) => p,
+            Err(_) => {
+                problems.push(format!(
+                    "on_store_failure: {:?} is not deny, allow or local",
+                    file.on_store_failure.as_deref().unwrap_or_default()
+                ));
+                OnStoreFailure::Deny
+            }
+        };
+        let timeout_ms = file.store_timeout_ms.unwrap_or(100);
+        if !(1..=60_000).contains(&timeout_ms) {
+            problems.push("store_timeout_ms: must be from 1 to 60000".to_string());
+        }
+        let b = &file.breaker;
+        if b.failure_threshold == 0 || b.half_open_probes == 0 || b.success_threshold == 0 {
+            problems.push(
+                "breaker: failure_threshold, half_open_probes and success_threshold must be at least 1"
+                    .to_string(),
+            );
+        }
+        if b.open_for_ms == 0 {
+            problems.push("breaker.open_for_ms: must be at least 1".to_string());
+        }
+        if file.redis.connect_timeout_ms == 0 {
+            problems.push("redis.connect_timeout_ms: must be at least 1".to_string());
+        }
+        let ms = std::time::Duration::from_millis;
+        let guard = StoreGuard {
+            on_failure,
+            timeout: ms(timeout_ms),
+            breaker: BreakerConfig {
+                failure_threshold: b.failure_threshold,
+                open_for: ms(b.open_for_ms),
+                half_open_probes: b.half_open_probes,
+                success_threshold: b.success_threshold,
+            },
+            connect_timeout: ms(file.redis.connect_timeout_ms),
+        };
 
         let mut policies = BTreeMap::new();
         for (name, spec) in file.policies {
@@ -288,6 +432,8 @@ impl Config {
             http: http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             grpc,
             store,
+            redis,
+            guard,
             admin_token: file.admin_token,
             max_keys: file.memory.max_keys,
             when_full,
@@ -382,6 +528,31 @@ policies:
             assert!(all.contains(needle), "{needle} missing from:\n{all}");
         }
         assert_eq!(err.problems.len(), 6);
+    }
+
+    #[test]
+    fn store_failure_settings() {
+        let c = Config::parse(
+            "store: redis://127.0.0.1:6390/2\non_store_failure: local\nstore_timeout_ms: 20\nbreaker: {failure_threshold: 3, open_for_ms: 500}\n",
+            "t",
+        )
+        .expect("valid");
+        assert!(c.redis.is_some());
+        assert_eq!(c.guard.on_failure, OnStoreFailure::Local);
+        assert_eq!(c.guard.timeout.as_millis(), 20);
+        assert_eq!(c.guard.breaker.failure_threshold, 3);
+        let err = Config::parse(
+            "store: redis//nowhere\non_store_failure: maybe\nbreaker: {open_for_ms: 0}\n",
+            "t",
+        )
+        .expect_err("invalid");
+        let all = err.to_string();
+        assert!(
+            all.contains("store: ") && all.contains("redis//nowhere"),
+            "{all}"
+        );
+        assert!(all.contains("on_store_failure: \"maybe\""), "{all}");
+        assert!(all.contains("breaker.open_for_ms"), "{all}");
     }
 
     #[test]

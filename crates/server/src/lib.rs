@@ -12,8 +12,10 @@ pub mod metrics;
 mod reload;
 mod server;
 mod service;
+mod store;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use reload::reload;
 pub use server::{Bound, ConfigSource, ServeError, Server, shutdown_signal};
 pub use service::{ApiError, CheckRequest, Checked, CheckedBatch, INLINE, Service};
+pub use store::HealthProbe;

@@ -33,8 +33,19 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// `state`: `closed`, `open` or `half-open`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
 /// Every metric the service exports.
 pub struct Metrics {
+    breaker_state: Family<StateLabels, Gauge>,
+    fallback_decisions: Counter,
+    breaker_opened: Counter,
+    /// The guard's totals at the last scrape, to turn them into counter increments.
+    seen: std::sync::Mutex<(u64, u64)>,
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
     check_seconds: Family<ApiLabels, Histogram>,
@@ -90,7 +101,29 @@ impl Default for Metrics {
             "Config reloads, by result",
             reloads.clone(),
         );
+        let breaker_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "store_breaker_state",
+            "1 for the shared store's circuit breaker state now, 0 for the others",
+            breaker_state.clone(),
+        );
+        let fallback_decisions = Counter::default();
+        registry.register(
+            "store_fallback_decisions",
+            "Decisions made by on_store_failure because the shared store failed",
+            fallback_decisions.clone(),
+        );
+        let breaker_opened = Counter::default();
+        registry.register(
+            "store_breaker_opened",
+            "Times the shared store's circuit breaker opened",
+            breaker_opened.clone(),
+        );
         Metrics {
+            breaker_state,
+            fallback_decisions,
+            breaker_opened,
+            seen: std::sync::Mutex::new((0, 0)),
             registry,
             decisions,
             check_seconds,
@@ -135,10 +168,33 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// The Prometheus text exposition, with `tracked_keys` set to the store's count.
-    pub fn encode(&self, tracked_keys: Option<u64>) -> String {
+    /// The Prometheus text exposition, with `tracked_keys` set to the store's count and the
+    /// shared store's health, when there is one.
+    pub fn encode(
+        &self,
+        tracked_keys: Option<u64>,
+        health: Option<&tollgate_redis::guard::StoreHealth>,
+    ) -> String {
         if let Some(n) = tracked_keys {
             self.tracked_keys.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        if let Some(h) = health {
+            for state in ["closed", "open", "half-open"] {
+                let on = i64::from(h.breaker.name() == state);
+                self.breaker_state
+                    .get_or_create(&StateLabels { state })
+                    .set(on);
+            }
+            if let Ok(mut seen) = self.seen.lock() {
+                self.fallback_decisions
+                    .inc_by(h.fallback_decisions_total.saturating_sub(seen.0));
+                self.breaker_opened
+                    .inc_by(h.opened_total.saturating_sub(seen.1));
+                *seen = (
+                    h.fallback_decisions_total.max(seen.0),
+                    h.opened_total.max(seen.1),
+                );
+            }
         }
         let mut out = String::new();
         // Writing to a String cannot fail.

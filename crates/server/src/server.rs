@@ -19,9 +19,6 @@ use crate::{Service, envoy, http};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The store in the config is not one tollgate can use.
-    #[error("store {0:?} is not supported: use `memory` (Redis stores come in a later release)")]
-    UnsupportedStore(String),
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -63,7 +60,7 @@ pub struct Bound {
 /// A server bound to its addresses, ready to run.
 pub struct Server {
     service: Arc<Service>,
-    memory: Arc<MemoryStore>,
+    memory: Option<Arc<MemoryStore>>,
     http: TcpListener,
     grpc: Option<TcpListener>,
     bound: Bound,
@@ -73,15 +70,6 @@ impl Server {
     /// Builds the store and the service and binds the listeners, so that a bad address or
     /// store fails here, before anything is served.
     pub async fn bind(config: Config, source: ConfigSource) -> Result<Server, ServeError> {
-        if config.store != "memory" {
-            return Err(ServeError::UnsupportedStore(config.store.clone()));
-        }
-        let memory = Arc::new(
-            MemoryStore::builder()
-                .max_keys(config.max_keys)
-                .when_full(config.when_full)
-                .build(),
-        );
         let bind = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr)
                 .await
@@ -97,7 +85,12 @@ impl Server {
             http: local(&http, config.http),
             grpc: grpc.as_ref().zip(config.grpc).map(|(l, a)| local(l, a)),
         };
-        let mut service = Service::new(memory.clone(), config);
+        let built = crate::store::build(&config).await;
+        let memory = built.memory;
+        let mut service = Service::new(built.store, config);
+        if let Some(health) = built.health {
+            service = service.with_store_health(health);
+        }
         if let Some(path) = source.path {
             service = service.with_config_file(path, source.overrides);
         }
@@ -133,11 +126,13 @@ impl Server {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        let sweeper = tokio::spawn(sweep_idle_keys(
-            self.memory.clone(),
-            self.service.config().sweep_interval_secs,
-            stopped(),
-        ));
+        let sweeper = self.memory.clone().map(|memory| {
+            tokio::spawn(sweep_idle_keys(
+                memory,
+                self.service.config().sweep_interval_secs,
+                stopped(),
+            ))
+        });
         let reloader = tokio::spawn(crate::reload::watch(self.service.clone(), stopped()));
 
         tracing::info!(addr = %self.bound.http, "HTTP API listening");
@@ -178,7 +173,9 @@ impl Server {
             }
         };
         let (http_result, grpc_result) = tokio::join!(http_result, grpc_result);
-        sweeper.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         reloader.abort();
         http_result.and(grpc_result)
     }

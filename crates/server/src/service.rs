@@ -103,6 +103,8 @@ pub struct Service {
     metrics: Metrics,
     /// The file the config came from, and the flags laid over it, for reloads.
     source: Option<(std::path::PathBuf, Overrides)>,
+    /// A shared store's health (breaker state, failures), for metrics and readiness.
+    health: Option<crate::HealthProbe>,
 }
 
 /// The policy label of a limit given inline.
@@ -116,7 +118,19 @@ impl Service {
             config: ArcSwap::from_pointee(config),
             metrics: Metrics::default(),
             source: None,
+            health: None,
         }
+    }
+
+    /// Reports a guarded store's health in the metrics and `/readyz`.
+    pub fn with_store_health(mut self, probe: crate::HealthProbe) -> Service {
+        self.health = Some(probe);
+        self
+    }
+
+    /// The guarded store's health, when the store is guarded.
+    pub fn store_health(&self) -> Option<tollgate_redis::guard::StoreHealth> {
+        self.health.as_ref().map(|probe| probe())
     }
 
     /// Remembers the file the config was read from and the flags laid over it, so that
@@ -305,6 +319,7 @@ impl Service {
 
     /// The Prometheus text for `/metrics`.
     pub fn metrics_text(&self) -> String {
-        self.metrics.encode(self.store.tracked_keys())
+        self.metrics
+            .encode(self.store.tracked_keys(), self.store_health().as_ref())
     }
 }

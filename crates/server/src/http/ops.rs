@@ -20,15 +20,37 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.service.ready().await {
-        Ok(()) => Ok(Json(json!({ "status": "ready" }))),
+/// 200 when the store answers, 503 otherwise; with a shared store, the body also shows its
+/// health (breaker state, last error, failure and fallback counts).
+pub(crate) async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    let ready = state.service.ready().await;
+    let store = state.service.store_health().map(|h| {
+        json!({
+            "breaker": h.breaker.name(),
+            "last_error": h.last_error,
+            "failures_total": h.failures_total,
+            "fallback_decisions_total": h.fallback_decisions_total,
+            "breaker_opened_total": h.opened_total,
+        })
+    });
+    let with_store = |mut body: Value| {
+        if let (Some(store), Some(map)) = (store.clone(), body.as_object_mut()) {
+            map.insert("store".to_string(), store);
+        }
+        Json(body)
+    };
+    match ready {
+        Ok(()) => with_store(json!({ "status": "ready" })).into_response(),
         // Whatever the store said, not being ready is the server's state, not the caller's
         // mistake: load balancers expect 503.
-        Err(e) => Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
-            ..e
-        }),
+        Err(e) => {
+            let e = ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+                ..e
+            };
+            let body = json!({ "error": { "code": e.code, "message": e.message } });
+            (StatusCode::SERVICE_UNAVAILABLE, with_store(body)).into_response()
+        }
     }
 }
 
