@@ -61,7 +61,7 @@ pub(crate) async fn build(config: &Config) -> Built {
     let guard = GuardConfig {
         on_failure: config.guard.on_failure,
         call_timeout: config.guard.timeout,
-        breaker: config.guard.breaker.clone(),
+        breaker: config.guard.breaker,
         local_max_keys: config.max_keys,
     };
     let guarded = Arc::new(Guarded::new(SharedRedis(lazy), guard));
