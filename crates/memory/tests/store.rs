@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tollgate_core::{Algorithm, Check, DynStore, FakeClock, Limit, Store};
 use tollgate_memory::{MemoryStore, WhenFull};
+use tollgate_testkit::ready;
 
 const T0_MS: u64 = 1_700_000_000_000;
 
@@ -14,16 +15,6 @@ fn limit(rate: &str, algorithm: Algorithm, burst: Option<u64>) -> Limit {
 
 fn store(clock: &FakeClock) -> MemoryStore<FakeClock> {
     MemoryStore::builder().clock(clock.clone()).build()
-}
-
-/// Polls a future that never waits (the memory store's), without an async runtime.
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(out) => out,
-        std::task::Poll::Pending => panic!("the memory store never waits"),
-    }
 }
 
 #[test]

@@ -2,34 +2,12 @@
 //! every admission (the store's own time, read under the shard lock) and finds no interval
 //! that breaks a CONTRACT §3 guarantee.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
 
-use tollgate_core::{Algorithm, Check, Clock, Limit, Nanos, SystemClock};
+use tollgate_core::{Algorithm, Check, Limit};
 use tollgate_memory::{DirectLimiter, MemoryStore};
-use tollgate_testkit::{Admission, check};
-
-thread_local! {
-    static LAST_NOW: Cell<Nanos> = const { Cell::new(0) };
-}
-
-/// The system clock, remembering on each thread the last time it gave, so a thread can learn
-/// the time the store decided at.
-#[derive(Clone, Default)]
-struct RecordingClock(SystemClock);
-
-impl Clock for RecordingClock {
-    fn now(&self) -> Nanos {
-        let now = self.0.now();
-        LAST_NOW.with(|c| c.set(now));
-        now
-    }
-}
-
-fn last_now() -> Nanos {
-    LAST_NOW.with(Cell::get)
-}
+use tollgate_testkit::{Admission, RecordingClock, check, last_now};
 
 const THREADS: usize = 8;
 const CHECKS_PER_THREAD: usize = 100_000;

@@ -2,34 +2,15 @@
 //! records the time of every admission as it decided it (its clock is read under the shard
 //! lock), and the independent checker finds no interval that breaks a CONTRACT §3 guarantee.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tollgate_core::{
-    Check, Clock, Decision, Error, Limit, MultiDecision, Nanos, Store, SystemClock,
-};
+use tollgate_core::{Check, Decision, Error, Limit, MultiDecision, Store};
 use tollgate_memory::MemoryStore;
 use tollgate_server::http::app;
 use tollgate_server::{Config, Service};
-use tollgate_testkit::{Admission, check};
-
-thread_local! {
-    static LAST_NOW: Cell<Nanos> = const { Cell::new(0) };
-}
-
-/// The system clock, remembering on each thread the last time it gave.
-#[derive(Clone, Default)]
-struct RecordingClock(SystemClock);
-
-impl Clock for RecordingClock {
-    fn now(&self) -> Nanos {
-        let now = self.0.now();
-        LAST_NOW.with(|c| c.set(now));
-        now
-    }
-}
+use tollgate_testkit::{Admission, RecordingClock, check, last_now};
 
 /// The in-memory store, recording each admission with the time it was decided at.
 struct Recorded {
@@ -53,7 +34,7 @@ impl Store for Recorded {
         // `MemoryStore::check` is synchronous, so the clock it read under its lock was read
         // on this thread, and nothing else ran here since.
         let decision = self.inner.check(key, limit, cost)?;
-        let t = LAST_NOW.with(Cell::get);
+        let t = last_now();
         if decision.allowed {
             let mut admissions = self.admissions.lock().expect("lock");
             admissions

@@ -11,7 +11,11 @@ pub mod redis;
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod clock;
+
 use tollgate_core::{Algorithm, Limit, Nanos};
+
+pub use clock::{RecordingClock, last_now, ready};
 
 /// One admitted request: when the store decided it, and its cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
