@@ -49,6 +49,12 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        // A 5xx (say /readyz while the store is down, polled by a load balancer) is the
+        // server's state, already logged where it changes; at ERROR it would flood the log.
+        .layer(
+            TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }
