@@ -71,6 +71,42 @@ pub fn all_state_keys(key: &str) -> [String; 3] {
     Family::ALL.map(|family| state_key(key, family))
 }
 
+/// The number of hash slots of a Redis Cluster.
+pub const SLOTS: u16 = 16384;
+
+/// The Redis Cluster hash slot of a Redis key: CRC16 (XMODEM) of its hash tag, or of the whole
+/// key when it has none, modulo [`SLOTS`].
+pub fn redis_key_slot(redis_key: &str) -> u16 {
+    let bytes = redis_key.as_bytes();
+    let tagged = redis_key.find('{').and_then(|open| {
+        let len = redis_key[open + 1..].find('}')?;
+        (len > 0).then(|| &bytes[open + 1..open + 1 + len])
+    });
+    crc16(tagged.unwrap_or(bytes)) % SLOTS
+}
+
+/// The Redis Cluster hash slot that holds all of user key `key`'s state (every family's).
+pub fn slot(key: &str) -> u16 {
+    redis_key_slot(&state_key(key, Family::Gcra))
+}
+
+/// CRC16-CCITT as Redis Cluster computes it (XMODEM: polynomial 0x1021, initial value 0, no
+/// reflection). Bitwise rather than by table: a batch hashes a handful of short keys.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +176,34 @@ mod tests {
             assert!(!slot_text(&g).is_empty(), "{key}");
             for k in [g, s, f] {
                 assert!(seen.insert(k.clone()), "{key} collides at {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn slots_match_redis_cluster() {
+        // The reference check value of CRC16/XMODEM, and slots Redis's CLUSTER KEYSLOT gives.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(redis_key_slot("123456789"), 12739);
+        assert_eq!(redis_key_slot("foo"), 12182);
+        assert_eq!(redis_key_slot("bar"), 5061);
+        assert_eq!(redis_key_slot(""), 0);
+        assert_eq!(
+            redis_key_slot("{user1000}.following"),
+            redis_key_slot("user1000")
+        );
+        assert_eq!(redis_key_slot("foo{}{bar}"), redis_key_slot("foo{}{bar}"));
+        assert_ne!(
+            redis_key_slot("foo{}{bar}"),
+            redis_key_slot("bar"),
+            "empty tag: no tag"
+        );
+        assert_eq!(redis_key_slot("foo{{bar}}zap"), redis_key_slot("{bar"));
+        assert_eq!(slot("user:1"), redis_key_slot("user:1"));
+        assert_eq!(slot("{user:1}:search"), slot("{user:1}:upload"));
+        for key in ["abc", "{abc}", "}x", "a{}b"] {
+            for k in all_state_keys(key) {
+                assert_eq!(redis_key_slot(&k), slot(key), "{key}");
             }
         }
     }

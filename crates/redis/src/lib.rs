@@ -48,11 +48,32 @@
 //!
 //! # Connecting
 //!
-//! [`RedisConfig::parse`] takes `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`, `rediss://…`
-//! (TLS, with the system's roots or [`RedisConfig::tls_ca_pem`]),
-//! `redis+sentinel://[USER:PASSWORD@]H1:P1,H2:P2/MASTER[/DB]` and
-//! `redis+cluster://[USER:PASSWORD@]H1:P1,H2:P2,…`. Sentinel and Cluster URLs parse, but
-//! [`RedisStore::connect`] refuses them for now (`not supported yet`).
+//! [`RedisConfig::parse`] takes four forms:
+//!
+//! - `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`: one server.
+//! - `rediss://…`: the same over TLS, with the system's roots or [`RedisConfig::tls_ca_pem`].
+//! - `redis+cluster://[USER:PASSWORD@]H1:P1,H2:P2,…`: a Redis Cluster, discovered from any of
+//!   the nodes named. Each call goes to the node that owns its keys' slot; redis-rs follows
+//!   `MOVED`/`ASK` and reconnects to nodes by itself. All of one key's state shares a slot
+//!   (see [`keys`]), so every single-key check and every reset works. A batch
+//!   ([`check_all`](RedisStore::check_all)) is one script, and a script may only touch keys of
+//!   one slot: a batch whose keys span slots is refused before it is sent, with
+//!   `invalid_key` ("a batch on a Redis Cluster must keep its keys in one hash slot: give
+//!   them the same hash tag, e.g. {user:1}:global"). [`keys::slot`] tells which slot a key
+//!   is in. Scripts are loaded on every primary at connect, and a node that lost them
+//!   (restarted, `SCRIPT FLUSH`, a promoted replica) gets them back on its first `NOSCRIPT`.
+//! - `redis+sentinel://[USER:PASSWORD@]H1:P1,H2:P2/MASTER[/DB]`: the master that the
+//!   sentinels (default port 26379) know as `MASTER`. The store asks the sentinels, connects
+//!   to the address named and checks with `ROLE` that it is a master; the credentials are
+//!   the master's, and are sent to a sentinel only if it asks for them. A master name no
+//!   sentinel knows fails at connect (non-transient). On a failover the store follows the
+//!   new master: a call that fails because the master went away (a refused or dropped
+//!   connection, a timeout, `READONLY`) fails with a transient error and starts a search
+//!   for the master in the background (every 100 ms until one answers), and the calls after
+//!   it go to the new master; a background check every second also moves to the master the
+//!   sentinels' newest configuration names, which catches a failover whose old master is
+//!   still up and accepting writes. The state written before a failover survives only if
+//!   it had reached the replica: Redis replication is asynchronous.
 //!
 //! # Failures
 //!
@@ -66,10 +87,12 @@
 #![deny(missing_docs)]
 
 mod config;
+mod connection;
 mod error;
 pub mod guard;
 pub mod keys;
 mod scripts;
+mod sentinel;
 mod store;
 
 pub use config::{EXPECTED_FORMS, InvalidUrl, Node, RedisConfig, RedisUrl, Topology};

@@ -3,21 +3,109 @@
 //! Each operation is one file under `scripts/` with a `-- KEYS[..] ARGV[..]` header;
 //! `common.lua` (the three algorithms and exact integer helpers) is prepended to every check
 //! script, so a single check and a batch decide with the same code. Scripts run by EVALSHA;
-//! on NOSCRIPT (a restarted or flushed Redis) [`redis::Script`] loads the script and runs it
-//! again.
+//! on NOSCRIPT (a restarted, flushed or newly promoted Redis) the same call is sent once more
+//! as EVAL with the script's text, which runs it and caches it again. EVAL goes where the
+//! EVALSHA went: on a cluster, to the node that owns the keys' slot, so a reload needs no
+//! other node to be up (a `SCRIPT LOAD` would go to every node).
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, FromRedisValue, RedisResult, Script, ToRedisArgs};
 use tollgate_core::{Error, Family, Limit};
+
+/// A script: its text and its SHA1.
+pub(crate) struct Lua {
+    source: &'static str,
+    sha1: String,
+}
+
+impl Lua {
+    fn new(source: &'static str) -> Lua {
+        Lua {
+            source,
+            sha1: Script::new(source).get_hash().to_string(),
+        }
+    }
+
+    /// `SCRIPT LOAD` of this script (on a cluster, redis-rs sends it to every primary).
+    pub fn load_cmd(&self) -> Cmd {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(self.source);
+        cmd
+    }
+
+    /// A call of this script, without keys or arguments yet.
+    pub fn call(&self) -> Call<'_> {
+        Call {
+            lua: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// A script call being built: its keys and arguments.
+pub(crate) struct Call<'a> {
+    lua: &'a Lua,
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call<'_> {
+    /// Adds a key (`KEYS[n]`).
+    pub fn key(&mut self, key: String) -> &mut Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds an argument (`ARGV[n]`).
+    pub fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// The keys so far.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    fn command(&self, verb: &str, script: &str) -> Cmd {
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(script)
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        cmd
+    }
+
+    /// Runs the call by EVALSHA, and by EVAL if Redis does not have the script.
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        conn: &mut impl ConnectionLike,
+    ) -> RedisResult<T> {
+        match self
+            .command("EVALSHA", &self.lua.sha1)
+            .query_async(conn)
+            .await
+        {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                self.command("EVAL", self.lua.source)
+                    .query_async(conn)
+                    .await
+            }
+            other => other,
+        }
+    }
+}
 
 /// The scripts, hashed once.
 pub(crate) struct Scripts {
-    pub gcra: Script,
-    pub sliding_window: Script,
-    pub fixed_window: Script,
-    pub check_all: Script,
-    pub reset: Script,
+    pub gcra: Lua,
+    pub sliding_window: Lua,
+    pub fixed_window: Lua,
+    pub check_all: Lua,
+    pub reset: Lua,
 }
 
 macro_rules! with_common {
@@ -31,16 +119,16 @@ macro_rules! with_common {
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    gcra: Script::new(with_common!("gcra.lua")),
-    sliding_window: Script::new(with_common!("sliding_window.lua")),
-    fixed_window: Script::new(with_common!("fixed_window.lua")),
-    check_all: Script::new(with_common!("check_all.lua")),
-    reset: Script::new(include_str!("scripts/reset.lua")),
+    gcra: Lua::new(with_common!("gcra.lua")),
+    sliding_window: Lua::new(with_common!("sliding_window.lua")),
+    fixed_window: Lua::new(with_common!("fixed_window.lua")),
+    check_all: Lua::new(with_common!("check_all.lua")),
+    reset: Lua::new(include_str!("scripts/reset.lua")),
 });
 
 impl Scripts {
     /// The single-check script of a family.
-    pub fn check(&self, family: Family) -> &Script {
+    pub fn check(&self, family: Family) -> &Lua {
         match family {
             Family::Gcra => &self.gcra,
             Family::SlidingWindow => &self.sliding_window,
@@ -49,7 +137,7 @@ impl Scripts {
     }
 
     /// Every script, to load them all when a store connects.
-    pub fn all(&self) -> [&Script; 5] {
+    pub fn all(&self) -> [&Lua; 5] {
         [
             &self.gcra,
             &self.sliding_window,
@@ -57,6 +145,14 @@ impl Scripts {
             &self.check_all,
             &self.reset,
         ]
+    }
+
+    /// Loads every script on `conn` (on a cluster, on every primary).
+    pub async fn load_all(&self, conn: &mut impl ConnectionLike) -> RedisResult<()> {
+        for lua in self.all() {
+            let _: String = lua.load_cmd().query_async(conn).await?;
+        }
+        Ok(())
     }
 }
 
@@ -162,11 +258,8 @@ mod tests {
 
     #[test]
     fn every_script_is_distinct() {
-        let hashes: std::collections::HashSet<_> = SCRIPTS
-            .all()
-            .iter()
-            .map(|s| s.get_hash().to_string())
-            .collect();
+        let hashes: std::collections::HashSet<_> =
+            SCRIPTS.all().iter().map(|s| s.sha1.clone()).collect();
         assert_eq!(hashes.len(), 5);
     }
 }

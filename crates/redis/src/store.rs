@@ -5,13 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult};
+use redis::RedisResult;
 use tollgate_core::{Check, Decision, Error, Limit, MultiDecision, validate_key};
 
-use crate::config::{RedisConfig, Topology};
+use crate::config::RedisConfig;
+use crate::connection::Connection;
 use crate::error::{bad_reply, store_error, timed_out};
-use crate::keys::{all_state_keys, state_key};
+use crate::keys::{all_state_keys, redis_key_slot, state_key};
 use crate::scripts::{SCRIPTS, params};
 
 /// A decision and the time Redis made it at.
@@ -36,97 +36,32 @@ pub struct TimedMultiDecision {
 /// server's clock, so any number of processes on any number of hosts share the limits
 /// exactly.
 ///
-/// The connection is multiplexed: calls in flight at the same time share one connection and
-/// are pipelined. When Redis goes away, calls fail with a transient `store_unavailable`
-/// error within the command timeout, and the store reconnects by itself once Redis is back.
-/// Cloning is cheap and shares the connection.
+/// The connection is multiplexed: calls in flight at the same time share one connection (one
+/// per node on a cluster) and are pipelined. When Redis goes away, calls fail with a transient
+/// `store_unavailable` error within the command timeout, and the store reconnects by itself
+/// once Redis is back (through sentinels, to whichever server is the master then). Cloning is
+/// cheap and shares the connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     /// The URL with its password masked, for messages.
     target: Arc<str>,
     command_timeout: Duration,
 }
 
 impl RedisStore {
-    /// Connects to the Redis that `config` names and loads the scripts. Fails within the
-    /// connect timeout when Redis cannot be reached or refuses the credentials. Must be
-    /// called within a Tokio runtime.
+    /// Connects to the Redis that `config` names (one server, a cluster, or the master the
+    /// sentinels name) and loads the scripts. Fails within the connect timeout when Redis
+    /// cannot be reached or refuses the credentials, or when no sentinel knows the master's
+    /// name. Must be called within a Tokio runtime.
     pub async fn connect(config: &RedisConfig) -> Result<RedisStore, Error> {
-        let url = &config.url;
-        let target: Arc<str> = url.to_string().into();
-        let (node, db) = match url.topology() {
-            Topology::Standalone { node, db } => (node, *db),
-            Topology::Sentinel { .. } | Topology::Cluster { .. } => {
-                return Err(Error::Store {
-                    message: format!(
-                        "{target}: Redis Sentinel and Cluster stores are not supported yet; \
-                         use redis:// or rediss:// with one server"
-                    ),
-                    transient: false,
-                });
-            }
-        };
-        let addr = if url.tls() {
-            // rustls needs a crypto provider; ours is ring. Another part of the process may
-            // have installed one already, which is as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            ConnectionAddr::TcpTls {
-                host: node.host.clone(),
-                port: node.port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(node.host.clone(), node.port)
-        };
-        let mut settings = RedisConnectionInfo::default().set_db(i64::from(db));
-        if let Some(user) = url.username() {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = url.password() {
-            settings = settings.set_password(password);
-        }
-        let client = addr
-            .into_connection_info()
-            .map(|info| info.set_redis_settings(settings))
-            .and_then(|info| match &config.tls_ca_pem {
-                Some(pem) if url.tls() => redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem.clone()),
-                    },
-                ),
-                _ => redis::Client::open(info),
-            })
-            .map_err(|e| store_error(&target, &e))?;
-        // One attempt per reconnection, so a call never waits behind a long backoff; the
-        // next call after a failure starts another attempt.
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(0)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let connecting = async {
-            let mut conn = ConnectionManager::new_with_config(client, manager).await?;
-            for script in SCRIPTS.all() {
-                script.load_async(&mut conn).await?;
-            }
-            RedisResult::Ok(conn)
-        };
-        let too_slow = || timed_out(&target, "accept a connection", config.connect_timeout);
-        match tokio::time::timeout(config.connect_timeout, connecting).await {
-            Err(_) => Err(too_slow()),
-            Ok(Err(e)) if e.is_timeout() => Err(too_slow()),
-            Ok(Err(e)) => Err(store_error(&target, &e)),
-            Ok(Ok(conn)) => Ok(RedisStore {
-                conn,
-                target,
-                command_timeout: config.command_timeout,
-            }),
-        }
+        let target: Arc<str> = config.url.to_string().into();
+        let conn = Connection::open(config, &target).await?;
+        Ok(RedisStore {
+            conn,
+            target,
+            command_timeout: config.command_timeout,
+        })
     }
 
     /// Parses `url` and connects with the default timeouts (1 s to connect, 250 ms a call).
@@ -147,7 +82,10 @@ impl RedisStore {
     ) -> Result<T, Error> {
         match tokio::time::timeout(self.command_timeout, call).await {
             // The connection's own response timeout is the same length and may fire first.
-            Err(_) => Err(timed_out(&self.target, what, self.command_timeout)),
+            Err(_) => {
+                self.conn.timed_out();
+                Err(timed_out(&self.target, what, self.command_timeout))
+            }
             Ok(Err(e)) if e.is_timeout() => {
                 Err(timed_out(&self.target, what, self.command_timeout))
             }
@@ -177,10 +115,13 @@ impl RedisStore {
         validate_key(key)?;
         limit.check_cost(key, cost)?;
         let p = params(limit)?;
-        let mut call = SCRIPTS.check(p.family).key(state_key(key, p.family));
-        call.arg(p.a).arg(p.b).arg(cost);
+        let mut call = SCRIPTS.check(p.family).call();
+        call.key(state_key(key, p.family))
+            .arg(p.a)
+            .arg(p.b)
+            .arg(cost);
         let mut conn = self.conn.clone();
-        let reply: Vec<i64> = self.run("decide", call.invoke_async(&mut conn)).await?;
+        let reply: Vec<i64> = self.run("decide", call.invoke(&mut conn)).await?;
         match reply.as_slice() {
             [d @ .., at] if d.len() == 5 => Ok(TimedDecision {
                 decision: self.decision(d)?,
@@ -197,14 +138,17 @@ impl RedisStore {
             validate_key(check.key)?;
             check.limit.check_cost(check.key, check.cost)?;
         }
-        let mut call = SCRIPTS.check_all.prepare_invoke();
+        let mut call = SCRIPTS.check_all.call();
         for check in checks {
             let p = params(&check.limit)?;
             call.key(state_key(check.key, p.family));
             call.arg(p.letter()).arg(p.a).arg(p.b).arg(check.cost);
         }
+        if self.conn.is_cluster() {
+            one_slot(checks, call.keys())?;
+        }
         let mut conn = self.conn.clone();
-        let reply: Vec<i64> = self.run("decide", call.invoke_async(&mut conn)).await?;
+        let reply: Vec<i64> = self.run("decide", call.invoke(&mut conn)).await?;
         let bad = || bad_reply(&self.target, &format!("{reply:?}"));
         let [allowed, retry, at, rest @ ..] = reply.as_slice() else {
             return Err(bad());
@@ -230,10 +174,11 @@ impl RedisStore {
     pub async fn reset(&self, key: &str) -> Result<bool, Error> {
         validate_key(key)?;
         let [g, s, f] = all_state_keys(key);
-        let mut call = SCRIPTS.reset.key(g);
-        call.key(s).key(f);
+        // The three keys share a slot, so this is one DEL on a cluster too.
+        let mut call = SCRIPTS.reset.call();
+        call.key(g).key(s).key(f);
         let mut conn = self.conn.clone();
-        let deleted: u64 = self.run("reset", call.invoke_async(&mut conn)).await?;
+        let deleted: u64 = self.run("reset", call.invoke(&mut conn)).await?;
         Ok(deleted > 0)
     }
 
@@ -265,6 +210,30 @@ impl RedisStore {
             }),
             _ => Err(bad_reply(&self.target, &format!("{d:?}"))),
         }
+    }
+}
+
+/// Refuses a batch whose state keys (`redis_keys`, in the order of `checks`) span cluster slots,
+/// before the round trip: a Lua script may only touch keys of one slot, and Redis would answer
+/// CROSSSLOT. The batch's keys are the caller's input, so this is `invalid_key`: the same batch
+/// fails the same way every time, and the fix is in the keys.
+fn one_slot(checks: &[Check<'_>], redis_keys: &[String]) -> Result<(), Error> {
+    let mut slots = checks
+        .iter()
+        .zip(redis_keys)
+        .map(|(check, redis_key)| (check.key, redis_key_slot(redis_key)));
+    let Some((first_key, first)) = slots.next() else {
+        return Ok(());
+    };
+    match slots.find(|&(_, slot)| slot != first) {
+        None => Ok(()),
+        Some((key, slot)) => Err(Error::InvalidKey {
+            reason: format!(
+                "a batch on a Redis Cluster must keep its keys in one hash slot: give them the \
+                 same hash tag, e.g. {{user:1}}:global ({first_key:?} is in slot {first}, \
+                 {key:?} in slot {slot})"
+            ),
+        }),
     }
 }
 

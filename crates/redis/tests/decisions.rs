@@ -6,35 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cmd, limit, raw, started};
-use tollgate_core::{Algorithm, Decision, FixedWindow, Gcra, Limit, LimitState, SlidingLog};
+use common::{Model, cmd, limit, raw, started};
+use tollgate_core::{Algorithm, Decision, Limit};
 use tollgate_redis::{RedisStore, TimedDecision};
-
-/// The core algorithm a limit runs, fed the times Redis decided at.
-enum Model {
-    Gcra(Gcra),
-    Sliding(SlidingLog),
-    Fixed(FixedWindow),
-}
-
-impl Model {
-    fn of(limit: &Limit) -> Model {
-        match limit.algorithm() {
-            Algorithm::Gcra | Algorithm::Strict => Model::Gcra(Gcra::default()),
-            Algorithm::SlidingWindow => Model::Sliding(SlidingLog::default()),
-            Algorithm::FixedWindow => Model::Fixed(FixedWindow::default()),
-        }
-    }
-
-    fn apply(&mut self, limit: &Limit, at_us: u64, cost: u64) -> Decision {
-        let now = at_us * 1000;
-        match self {
-            Model::Gcra(s) => s.apply(limit, now, cost),
-            Model::Sliding(s) => s.apply(limit, now, cost),
-            Model::Fixed(s) => s.apply(limit, now, cost),
-        }
-    }
-}
 
 /// Runs `steps` of (sleep before, cost) on one key; asserts that every Redis decision equals
 /// the core algorithm's at Redis's time, and returns the decisions.

@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{config, limit, started};
+use common::{config, limit, started_with_default_timeouts};
 use tollgate_core::{Algorithm, Check};
 use tollgate_redis::{RedisConfig, RedisStore};
 use tollgate_testkit::redis::RedisServer;
@@ -15,7 +15,7 @@ const SLACK: Duration = Duration::from_millis(300);
 
 #[tokio::test]
 async fn a_killed_redis_is_a_transient_error_and_a_restarted_one_serves_again() {
-    let (mut server, store) = started().await;
+    let (mut server, store) = started_with_default_timeouts().await;
     let l = limit("100/s", Algorithm::Gcra, None);
     assert!(store.check("k", &l, 1).await.expect("up").allowed);
 
@@ -134,14 +134,17 @@ async fn a_missing_or_wrong_password_is_a_clear_error() {
 }
 
 #[tokio::test]
-async fn sentinel_and_cluster_urls_parse_but_do_not_connect_yet() {
+async fn sentinels_or_cluster_nodes_not_listening_fail_fast_at_connect() {
     for url in [
         "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster",
         "redis+cluster://127.0.0.1:1,127.0.0.1:2",
     ] {
-        let err = RedisStore::open(url).await.expect_err("not yet");
-        assert!(!err.is_transient());
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+        let started = Instant::now();
+        let err = RedisStore::open(url).await.expect_err("nothing listens");
+        assert!(started.elapsed() < RedisConfig::DEFAULT_CONNECT_TIMEOUT + SLACK);
+        assert_eq!(err.code(), "store_unavailable");
+        assert!(err.is_transient(), "{url}: {err}");
+        assert!(err.to_string().contains("127.0.0.1:"), "{err}");
     }
     let err = RedisStore::open("http://x").await.expect_err("bad url");
     assert!(err.to_string().contains("expected redis://"), "{err}");

@@ -10,6 +10,16 @@
 //! server.restart()?; // same port, empty data
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! [`RedisCluster`] starts a Redis Cluster of real servers, and [`RedisSentinel`] a master, a
+//! replica and three sentinels, with a failover on demand.
+
+mod cluster;
+pub mod resp;
+mod sentinel;
+
+pub use cluster::RedisCluster;
+pub use sentinel::RedisSentinel;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -28,6 +38,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// A config file written in `dir`, given to redis-server first (sentinels need one).
+    config: Option<String>,
     extra: Vec<String>,
 }
 
@@ -40,8 +52,13 @@ impl RedisServer {
     /// Starts a server with extra command-line options, for example
     /// `["--requirepass", "secret"]`.
     pub fn start_with(extra: &[&str]) -> io::Result<RedisServer> {
-        let dir = temp_dir()?;
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        RedisServer::launch(None, extra)
+    }
+
+    /// Starts a server whose config file says `config`, with extra command-line options.
+    fn launch(config: Option<String>, extra: Vec<String>) -> io::Result<RedisServer> {
+        let dir = temp_dir()?;
         // A free port can be taken by another process between our probe and the server's
         // bind; try a few.
         let mut last_error = None;
@@ -51,6 +68,7 @@ impl RedisServer {
                 child: None,
                 port,
                 dir: dir.clone(),
+                config: config.clone(),
                 extra: extra.clone(),
             };
             match server.spawn() {
@@ -106,7 +124,15 @@ impl RedisServer {
 
     fn spawn(&mut self) -> io::Result<()> {
         let log = self.dir.join("redis.log");
+        // A restart must not read the last run's log as this one's.
+        let _ = fs::remove_file(&log);
         let mut command = Command::new("redis-server");
+        if let Some(config) = &self.config {
+            // Sentinel rewrites its config file, so it must be writable and its own.
+            let file = self.dir.join("redis.conf");
+            fs::write(&file, config)?;
+            command.arg(file);
+        }
         command
             .arg("--port")
             .arg(self.port.to_string())
@@ -128,7 +154,9 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if answers_ping(self.port) {
+            // The log proves that the server answering is ours: with the port taken by another
+            // test's server, ours logs a failed bind and exits while the other one answers.
+            if answers_ping(self.port) && logged_ready(&log) {
                 return Ok(());
             }
             let exited = self
@@ -179,6 +207,14 @@ fn temp_dir() -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Whether the server's log says it listens: a server says it is ready, a sentinel gives its
+/// ID (both after binding their ports).
+fn logged_ready(log: &Path) -> bool {
+    fs::read_to_string(log).is_ok_and(|text| {
+        text.contains("Ready to accept connections") || text.contains("Sentinel ID is")
+    })
+}
+
 /// Whether a server on `port` answers PING (with PONG, or NOAUTH when it wants a password:
 /// either way it is up and serving).
 fn answers_ping(port: u16) -> bool {
@@ -194,5 +230,33 @@ fn answers_ping(port: u16) -> bool {
     match stream.read(&mut reply) {
         Ok(n) => reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"),
         Err(_) => false,
+    }
+}
+
+/// How long a fixture waits for a cluster or the sentinels to settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Polls `ready` every 20 ms until it says yes (an error counts as not yet), for at most
+/// `timeout`; returns how long it took.
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> io::Result<bool>,
+) -> io::Result<Duration> {
+    let started = Instant::now();
+    let mut last = String::from("never ready");
+    loop {
+        match ready() {
+            Ok(true) => return Ok(started.elapsed()),
+            Ok(false) => {}
+            Err(e) => last = e.to_string(),
+        }
+        if started.elapsed() > timeout {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} within {} ms (last: {last})", timeout.as_millis()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tollgate_core::{Algorithm, Limit};
+use tollgate_core::{Algorithm, Decision, FixedWindow, Gcra, Limit, LimitState, SlidingLog};
 use tollgate_redis::{RedisConfig, RedisStore};
 use tollgate_testkit::redis::RedisServer;
 
@@ -20,16 +20,29 @@ pub fn config(server: &RedisServer) -> RedisConfig {
     RedisConfig::parse(&server.url()).expect("url")
 }
 
+/// A store with patient timeouts, for the tests that are not about timeouts: the machine may
+/// be busy (other tests' servers, builds), and a decision that misses 250 ms is no failure of
+/// what those tests check.
 pub async fn store(server: &RedisServer) -> RedisStore {
-    RedisStore::connect(&config(server))
-        .await
-        .expect("store connects")
+    let config = config(server)
+        .connect_timeout(Duration::from_secs(5))
+        .command_timeout(Duration::from_secs(2));
+    RedisStore::connect(&config).await.expect("store connects")
 }
 
-/// A server and a store on it.
+/// A server and a store on it (with [`store`]'s patient timeouts).
 pub async fn started() -> (RedisServer, RedisStore) {
     let server = server();
     let store = store(&server).await;
+    (server, store)
+}
+
+/// A server and a store on it with the default timeouts.
+pub async fn started_with_default_timeouts() -> (RedisServer, RedisStore) {
+    let server = server();
+    let store = RedisStore::connect(&config(&server))
+        .await
+        .expect("store connects");
     (server, store)
 }
 
@@ -60,3 +73,29 @@ pub async fn redis_time(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 }
 
 pub const SHORT: Duration = Duration::from_millis(250);
+
+/// The core algorithm a limit runs, fed the times Redis decided at.
+pub enum Model {
+    Gcra(Gcra),
+    Sliding(SlidingLog),
+    Fixed(FixedWindow),
+}
+
+impl Model {
+    pub fn of(limit: &Limit) -> Model {
+        match limit.algorithm() {
+            Algorithm::Gcra | Algorithm::Strict => Model::Gcra(Gcra::default()),
+            Algorithm::SlidingWindow => Model::Sliding(SlidingLog::default()),
+            Algorithm::FixedWindow => Model::Fixed(FixedWindow::default()),
+        }
+    }
+
+    pub fn apply(&mut self, limit: &Limit, at_us: u64, cost: u64) -> Decision {
+        let now = at_us * 1000;
+        match self {
+            Model::Gcra(s) => s.apply(limit, now, cost),
+            Model::Sliding(s) => s.apply(limit, now, cost),
+            Model::Fixed(s) => s.apply(limit, now, cost),
+        }
+    }
+}
