@@ -541,8 +541,11 @@ fn kill_redis_under_load(policy: &str) {
         "no admission after recovery"
     );
 
+    // The issue: "decisions are correct again within 1 s of Redis returning" (the breaker
+    // probes every 500 ms; the first call after a restart is retried once if the connection
+    // manager still holds the old refusal).
     assert!(
-        recovery < Duration::from_millis(1500),
+        recovery < Duration::from_millis(1000),
         "decisions came back from Redis only {recovery:?} after its restart"
     );
     let ready = wait_for(Duration::from_secs(3), || {

@@ -75,22 +75,31 @@ impl RedisStore {
     }
 
     /// Runs one call under the command timeout.
-    async fn run<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, Error> {
-        match tokio::time::timeout(self.command_timeout, call).await {
-            // The connection's own response timeout is the same length and may fire first.
-            Err(_) => {
-                self.conn.timed_out();
-                Err(timed_out(&self.target, what, self.command_timeout))
+    async fn run<T, F>(&self, what: &str, mut call: impl FnMut() -> F) -> Result<T, Error>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.command_timeout;
+        let mut retried = false;
+        loop {
+            match tokio::time::timeout_at(deadline, call()).await {
+                // The connection's own response timeout is the same length and may fire first.
+                Err(_) => {
+                    self.conn.timed_out();
+                    return Err(timed_out(&self.target, what, self.command_timeout));
+                }
+                Ok(Err(e)) if e.is_timeout() => {
+                    return Err(timed_out(&self.target, what, self.command_timeout));
+                }
+                // After Redis comes back, the connection manager still holds the refusal of
+                // its last reconnection attempt and gives it to the first call, which then
+                // starts a new one. A refused connection never sent the command, so trying
+                // once more (within the same deadline) is safe, and it turns the first call
+                // after a restart into a success instead of a failed breaker probe.
+                Ok(Err(e)) if e.is_connection_refusal() && !retried => retried = true,
+                Ok(Err(e)) => return Err(store_error(&self.target, &e)),
+                Ok(Ok(value)) => return Ok(value),
             }
-            Ok(Err(e)) if e.is_timeout() => {
-                Err(timed_out(&self.target, what, self.command_timeout))
-            }
-            Ok(Err(e)) => Err(store_error(&self.target, &e)),
-            Ok(Ok(value)) => Ok(value),
         }
     }
 
@@ -120,8 +129,13 @@ impl RedisStore {
             .arg(p.a)
             .arg(p.b)
             .arg(cost);
-        let mut conn = self.conn.clone();
-        let reply: Vec<i64> = self.run("decide", call.invoke(&mut conn)).await?;
+        let reply: Vec<i64> = self
+            .run("decide", || {
+                let mut conn = self.conn.clone();
+                let call = &call;
+                async move { call.invoke(&mut conn).await }
+            })
+            .await?;
         match reply.as_slice() {
             [d @ .., at] if d.len() == 5 => Ok(TimedDecision {
                 decision: self.decision(d)?,
@@ -147,8 +161,13 @@ impl RedisStore {
         if self.conn.is_cluster() {
             one_slot(checks, call.keys())?;
         }
-        let mut conn = self.conn.clone();
-        let reply: Vec<i64> = self.run("decide", call.invoke(&mut conn)).await?;
+        let reply: Vec<i64> = self
+            .run("decide", || {
+                let mut conn = self.conn.clone();
+                let call = &call;
+                async move { call.invoke(&mut conn).await }
+            })
+            .await?;
         let bad = || bad_reply(&self.target, &format!("{reply:?}"));
         let [allowed, retry, at, rest @ ..] = reply.as_slice() else {
             return Err(bad());
@@ -177,16 +196,23 @@ impl RedisStore {
         // The three keys share a slot, so this is one DEL on a cluster too.
         let mut call = SCRIPTS.reset.call();
         call.key(g).key(s).key(f);
-        let mut conn = self.conn.clone();
-        let deleted: u64 = self.run("reset", call.invoke(&mut conn)).await?;
+        let deleted: u64 = self
+            .run("reset", || {
+                let mut conn = self.conn.clone();
+                let call = &call;
+                async move { call.invoke(&mut conn).await }
+            })
+            .await?;
         Ok(deleted > 0)
     }
 
     /// Sends PING.
     pub async fn ping(&self) -> Result<(), Error> {
-        let mut conn = self.conn.clone();
         let pong: String = self
-            .run("answer PING", redis::cmd("PING").query_async(&mut conn))
+            .run("answer PING", || {
+                let mut conn = self.conn.clone();
+                async move { redis::cmd("PING").query_async(&mut conn).await }
+            })
             .await?;
         if pong == "PONG" {
             Ok(())

@@ -96,7 +96,7 @@ impl Default for BreakerSection {
         BreakerSection {
             failure_threshold: d.failure_threshold,
             // Probe twice a second: decisions come back from the store within ~0.5 s of its
-            // return, while a store that is down costs one probe per 500 ms.
+            // return (measured 0–0.5 s), while a store that is down costs one probe per 500 ms.
             open_for_ms: 500,
             half_open_probes: d.half_open_probes,
             success_threshold: d.success_threshold,
