@@ -21,7 +21,7 @@
 #![deny(missing_docs)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,13 +187,12 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<serde_json::Value> {
     let Topology::Standalone { node, .. } = config.url.topology() else {
         bail!("--url must name one Redis server");
     };
-    let addr: SocketAddr = format!("{}:{}", node.host, node.port)
-        .parse()
-        .or_else(|_| {
-            format!("127.0.0.1:{}", node.port)
-                .parse::<SocketAddr>()
-                .context("the Redis address")
-        })?;
+    let host = node.host.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = (host, node.port)
+        .to_socket_addrs()
+        .context("the Redis address")?
+        .next()
+        .ok_or_else(|| anyhow!("{host} has no address"))?;
     let store = RedisStore::connect(&config)
         .await
         .context("cannot connect the store")?;
