@@ -95,26 +95,8 @@ OUT="${OUT:-$ROOT/target/bench/redis-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 TMP="$(mktemp -d)"
 
-step() { printf '\n==> %s\n' "$*"; }
-note() { printf '    %s\n' "$*"; }
-
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    # Bounded: a process that does not stop in 5 s is killed.
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench/lib.sh
+source "$ROOT/scripts/bench/lib.sh"
 
 # --- tools ---------------------------------------------------------------------------------
 apt_updated=0
