@@ -48,6 +48,9 @@ pub struct Metrics {
     seen: std::sync::Mutex<(u64, u64)>,
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    /// Each policy's (allowed, denied) counters once used, which `decisions` also holds. Policy names
+    /// come from the config, so this stays small.
+    by_policy: std::sync::RwLock<std::collections::HashMap<String, [Option<Counter>; 2]>>,
     check_seconds: Family<ApiLabels, Histogram>,
     store_seconds: Histogram,
     store_errors: Family<CodeLabels, Counter>,
@@ -120,6 +123,7 @@ impl Default for Metrics {
             breaker_opened.clone(),
         );
         Metrics {
+            by_policy: std::sync::RwLock::default(),
             breaker_state,
             fallback_decisions,
             breaker_opened,
@@ -136,15 +140,31 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts a decision.
+    /// Counts a decision. The two counters of a policy are looked up by name once and kept,
+    /// so a check does not build a label (an allocation) every time.
     pub fn decision(&self, policy: &str, allowed: bool) {
-        let outcome = if allowed { "allowed" } else { "denied" };
-        self.decisions
+        let which = usize::from(!allowed);
+        let cached = self
+            .by_policy
+            .read()
+            .ok()
+            .and_then(|m| m.get(policy)?[which].clone());
+        if let Some(counter) = cached {
+            counter.inc();
+            return;
+        }
+        let outcome = ["allowed", "denied"][which];
+        let counter = self
+            .decisions
             .get_or_create(&DecisionLabels {
                 policy: policy.to_string(),
                 outcome,
             })
-            .inc();
+            .clone();
+        counter.inc();
+        if let Ok(mut map) = self.by_policy.write() {
+            map.entry(policy.to_string()).or_default()[which] = Some(counter);
+        }
     }
 
     /// Records how long a check took end to end.
