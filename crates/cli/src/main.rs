@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod config_cmd;
+mod plan_cmd;
+mod queue;
 mod replay;
 mod serve;
+mod worker_cmd;
 
 /// tollgate: rate limiting with exact guarantees.
 ///
@@ -37,6 +40,12 @@ enum Command {
     Config(config_cmd::Command),
     /// Simulate a policy offline on recorded traffic, with a simulated clock.
     Replay(replay::Args),
+    /// Rate-limited job queues: create, list, show, update, push, dead letters...
+    Queue(queue::Args),
+    /// Run tasks from queues with a command or a webhook, within the queues' limits.
+    Worker(worker_cmd::Args),
+    /// Plan a backlog: workers needed and finish time under a rate and a deadline.
+    Plan(plan_cmd::Args),
 }
 
 /// The exit status for any error; clap uses the same for usage errors.
@@ -49,6 +58,9 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Config(command) => config_cmd::run(&command),
         Command::Replay(args) => replay::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Queue(args) => queue::run(args),
+        Command::Worker(args) => worker_cmd::run(args),
+        Command::Plan(args) => plan_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -32,7 +32,8 @@ pub enum Unit {
 }
 
 impl Unit {
-    fn parse(s: &str) -> Option<Unit> {
+    /// The unit a spelling names (`ms`, `s`, `sec`, `min`, `h`, `days`, …), as in the grammar.
+    pub fn from_symbol(s: &str) -> Option<Unit> {
         Some(match s {
             "ms" => Unit::Millisecond,
             "s" | "sec" | "second" | "seconds" => Unit::Second,
@@ -119,6 +120,11 @@ impl Rate {
         })
     }
 
+    /// The same period with another count (`20/min` → `38/min`).
+    pub fn with_count(&self, count: u64) -> Result<Rate, Error> {
+        Rate::new(count, self.number, self.unit)
+    }
+
     /// How many are allowed per period.
     pub fn count(&self) -> u64 {
         self.count
@@ -190,7 +196,7 @@ impl FromStr for Rate {
                 }
             }
         };
-        let Some(unit) = Unit::parse(unit_text) else {
+        let Some(unit) = Unit::from_symbol(unit_text) else {
             let what = if unit_text.is_empty() {
                 "PERIOD has no unit".to_string()
             } else {

@@ -336,6 +336,9 @@ pub struct RedisConfig {
     /// For `rediss://`: the PEM certificate(s) of the CA to trust instead of the system's
     /// roots (`None`: the system's roots).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// The most keys the over-limit cache holds; 0 (the default) turns it off. See
+    /// [`RedisConfig::over_limit_cache`].
+    pub over_limit_cache_keys: usize,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -345,6 +348,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "set"))
+            .field("over_limit_cache_keys", &self.over_limit_cache_keys)
             .finish()
     }
 }
@@ -362,6 +366,7 @@ impl RedisConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
             tls_ca_pem: None,
+            over_limit_cache_keys: 0,
         }
     }
 
@@ -379,6 +384,16 @@ impl RedisConfig {
     /// Sets the per-call timeout.
     pub fn command_timeout(mut self, timeout: Duration) -> RedisConfig {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// Answers, without a round trip, a check that a recent denial proves Redis would deny
+    /// too, keeping at most `max_keys` keys (0 turns the cache off, the default). A cached
+    /// answer is only ever a denial, exact by construction: see the [`cache`](crate::cache)
+    /// module for the argument and what it cannot see (chiefly, a reset made through another
+    /// store is not seen until the denial's wait is over).
+    pub fn over_limit_cache(mut self, max_keys: usize) -> RedisConfig {
+        self.over_limit_cache_keys = max_keys;
         self
     }
 

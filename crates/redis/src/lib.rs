@@ -86,9 +86,11 @@
 //! times out may still have been decided by Redis. The store reconnects by itself.
 #![deny(missing_docs)]
 
+pub mod cache;
 mod config;
 mod connection;
 mod error;
+mod eval;
 pub mod guard;
 pub mod keys;
 mod scripts;
@@ -96,6 +98,7 @@ mod sentinel;
 mod store;
 
 pub use config::{EXPECTED_FORMS, InvalidUrl, Node, RedisConfig, RedisUrl, Topology};
+pub use eval::{COMMON_LUA, LuaScript};
 pub use guard::{GuardConfig, Guarded, OnStoreFailure};
 pub use scripts::MAX_SPAN_US;
 pub use store::{RedisStore, TimedDecision, TimedMultiDecision};

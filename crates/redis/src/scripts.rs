@@ -21,7 +21,7 @@ pub(crate) struct Lua {
 }
 
 impl Lua {
-    fn new(source: &'static str) -> Lua {
+    pub(crate) fn new(source: &'static str) -> Lua {
         Lua {
             source,
             sha1: Script::new(source).get_hash().to_string(),

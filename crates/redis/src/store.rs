@@ -3,16 +3,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::RedisResult;
 use tollgate_core::{Check, Decision, Error, Limit, MultiDecision, validate_key};
 
+use crate::cache::OverLimitCache;
 use crate::config::RedisConfig;
 use crate::connection::Connection;
 use crate::error::{bad_reply, store_error, timed_out};
 use crate::keys::{all_state_keys, redis_key_slot, state_key};
-use crate::scripts::{SCRIPTS, params};
+use crate::scripts::{Params, SCRIPTS, params};
 
 /// A decision and the time Redis made it at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +42,16 @@ pub struct TimedMultiDecision {
 /// `store_unavailable` error within the command timeout, and the store reconnects by itself
 /// once Redis is back (through sentinels, to whichever server is the master then). Cloning is
 /// cheap and shares the connection.
+///
+/// With [`RedisConfig::over_limit_cache`], [`check`](RedisStore::check) answers a check that a
+/// recent denial proves Redis would deny too without a round trip (see [`crate::cache`]).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
     /// The URL with its password masked, for messages.
     target: Arc<str>,
     command_timeout: Duration,
+    cache: Option<Arc<OverLimitCache>>,
 }
 
 impl RedisStore {
@@ -61,6 +66,8 @@ impl RedisStore {
             conn,
             target,
             command_timeout: config.command_timeout,
+            cache: (config.over_limit_cache_keys > 0)
+                .then(|| Arc::new(OverLimitCache::new(config.over_limit_cache_keys))),
         })
     }
 
@@ -74,8 +81,23 @@ impl RedisStore {
         &self.target
     }
 
+    /// How many checks the over-limit cache has answered without a round trip (`None`
+    /// without the cache).
+    pub fn over_limit_cache_hits(&self) -> Option<u64> {
+        self.cache.as_ref().map(|c| c.hits())
+    }
+
+    /// How many keys the over-limit cache holds now (`None` without the cache).
+    pub fn over_limit_cache_entries(&self) -> Option<usize> {
+        self.cache.as_ref().map(|c| c.len())
+    }
+
     /// Runs one call under the command timeout.
-    async fn run<T, F>(&self, what: &str, mut call: impl FnMut() -> F) -> Result<T, Error>
+    pub(crate) async fn run<T, F>(
+        &self,
+        what: &str,
+        mut call: impl FnMut() -> F,
+    ) -> Result<T, Error>
     where
         F: Future<Output = RedisResult<T>>,
     {
@@ -96,16 +118,47 @@ impl RedisStore {
                 // starts a new one. A refused connection never sent the command, so trying
                 // once more (within the same deadline) is safe, and it turns the first call
                 // after a restart into a success instead of a failed breaker probe.
-                Ok(Err(e)) if e.is_connection_refusal() && !retried => retried = true,
-                Ok(Err(e)) => return Err(store_error(&self.target, &e)),
+                Ok(Err(e)) if e.is_connection_refusal() && !retried => {
+                    self.lost_state();
+                    retried = true;
+                }
+                Ok(Err(e)) => {
+                    let error = store_error(&self.target, &e);
+                    if error.is_transient() {
+                        self.lost_state();
+                    }
+                    return Err(error);
+                }
                 Ok(Ok(value)) => return Ok(value),
             }
         }
     }
 
-    /// Decides one request of `cost` on `key` under `limit`; cost 0 peeks.
+    /// A failure other than a timeout may mean that Redis restarted or failed over and lost
+    /// state, which the over-limit cache cannot tell: forget it all.
+    fn lost_state(&self) {
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+    }
+
+    /// Decides one request of `cost` on `key` under `limit`; cost 0 peeks. With the
+    /// over-limit cache, a denial that a recent one proves is answered without a round trip.
     pub async fn check(&self, key: &str, limit: &Limit, cost: u64) -> Result<Decision, Error> {
-        self.check_timed(key, limit, cost).await.map(|t| t.decision)
+        let Some(cache) = &self.cache else {
+            return self.check_timed(key, limit, cost).await.map(|t| t.decision);
+        };
+        validate_key(key)?;
+        limit.check_cost(key, cost)?;
+        let p = params(limit)?;
+        let redis_key = state_key(key, p.family);
+        if let Some(decision) = cache.lookup(&redis_key, &p, cost, Instant::now()) {
+            return Ok(decision);
+        }
+        let ticket = cache.ticket(&redis_key);
+        let decided = self.decide(redis_key.clone(), p, cost).await?.decision;
+        cache.learn(ticket, &redis_key, &p, cost, &decided, Instant::now());
+        Ok(decided)
     }
 
     /// Decides a batch all-or-nothing (see [`MultiDecision`]).
@@ -114,7 +167,7 @@ impl RedisStore {
     }
 
     /// Decides one request of `cost` on `key` under `limit` (cost 0 peeks), and says when
-    /// Redis decided it.
+    /// Redis decided it. Always asks Redis: the over-limit cache neither answers nor learns.
     pub async fn check_timed(
         &self,
         key: &str,
@@ -124,11 +177,18 @@ impl RedisStore {
         validate_key(key)?;
         limit.check_cost(key, cost)?;
         let p = params(limit)?;
+        self.decide(state_key(key, p.family), p, cost).await
+    }
+
+    /// Runs a family's check script on `redis_key`.
+    async fn decide(
+        &self,
+        redis_key: String,
+        p: Params,
+        cost: u64,
+    ) -> Result<TimedDecision, Error> {
         let mut call = SCRIPTS.check(p.family).call();
-        call.key(state_key(key, p.family))
-            .arg(p.a)
-            .arg(p.b)
-            .arg(cost);
+        call.key(redis_key).arg(p.a).arg(p.b).arg(cost);
         let reply: Vec<i64> = self
             .run("decide", || {
                 let mut conn = self.conn.clone();
@@ -192,18 +252,25 @@ impl RedisStore {
     /// Forgets `key` under every algorithm; returns whether Redis held anything for it.
     pub async fn reset(&self, key: &str) -> Result<bool, Error> {
         validate_key(key)?;
-        let [g, s, f] = all_state_keys(key);
+        let keys = all_state_keys(key);
         // The three keys share a slot, so this is one DEL on a cluster too.
         let mut call = SCRIPTS.reset.call();
-        call.key(g).key(s).key(f);
-        let deleted: u64 = self
+        for k in &keys {
+            call.key(k.clone());
+        }
+        let deleted = self
             .run("reset", || {
                 let mut conn = self.conn.clone();
                 let call = &call;
-                async move { call.invoke(&mut conn).await }
+                async move { call.invoke::<u64>(&mut conn).await }
             })
-            .await?;
-        Ok(deleted > 0)
+            .await;
+        // After the DEL (even a failed one, which may have happened): a denial learned from
+        // a call sent before this point may predate the DEL.
+        if let Some(cache) = &self.cache {
+            cache.forget(&keys);
+        }
+        Ok(deleted? > 0)
     }
 
     /// Sends PING.
@@ -286,6 +353,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("target", &self.target)
             .field("command_timeout", &self.command_timeout)
+            .field("over_limit_cache", &self.cache.as_ref().map(|c| c.len()))
             .finish()
     }
 }

@@ -110,12 +110,18 @@ impl Default for BreakerSection {
 pub struct RedisSection {
     /// How long connecting may take, in milliseconds.
     pub connect_timeout_ms: u64,
+    /// Answer checks that a recent denial proves Redis would deny too without a round trip.
+    pub over_limit_cache: bool,
+    /// The most keys that cache holds.
+    pub over_limit_cache_keys: usize,
 }
 
 impl Default for RedisSection {
     fn default() -> Self {
         RedisSection {
             connect_timeout_ms: 1000,
+            over_limit_cache: false,
+            over_limit_cache_keys: 10_000,
         }
     }
 }
@@ -180,6 +186,8 @@ pub struct StoreGuard {
     pub breaker: BreakerConfig,
     /// How long connecting may take.
     pub connect_timeout: std::time::Duration,
+    /// The most keys the Redis store's over-limit cache holds; 0: no cache.
+    pub over_limit_cache_keys: usize,
 }
 
 /// A validated config. Building one is the only way to get one.
@@ -398,6 +406,9 @@ impl Config {
         if file.redis.connect_timeout_ms == 0 {
             problems.push("redis.connect_timeout_ms: must be at least 1".to_string());
         }
+        if file.redis.over_limit_cache && file.redis.over_limit_cache_keys == 0 {
+            problems.push("redis.over_limit_cache_keys: must be at least 1".to_string());
+        }
         let ms = std::time::Duration::from_millis;
         let guard = StoreGuard {
             on_failure,
@@ -409,6 +420,11 @@ impl Config {
                 success_threshold: b.success_threshold,
             },
             connect_timeout: ms(file.redis.connect_timeout_ms),
+            over_limit_cache_keys: if file.redis.over_limit_cache {
+                file.redis.over_limit_cache_keys
+            } else {
+                0
+            },
         };
 
         let mut policies = BTreeMap::new();

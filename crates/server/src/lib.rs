@@ -9,6 +9,7 @@ pub mod config;
 pub mod envoy;
 pub mod http;
 pub mod metrics;
+mod queues;
 mod reload;
 mod server;
 mod service;

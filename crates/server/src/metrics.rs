@@ -44,8 +44,9 @@ pub struct Metrics {
     breaker_state: Family<StateLabels, Gauge>,
     fallback_decisions: Counter,
     breaker_opened: Counter,
+    over_limit_cache_hits: Counter,
     /// The guard's totals at the last scrape, to turn them into counter increments.
-    seen: std::sync::Mutex<(u64, u64)>,
+    seen: std::sync::Mutex<(u64, u64, u64)>,
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
     /// Each policy's (allowed, denied) counters once used, which `decisions` also holds. Policy names
@@ -122,12 +123,19 @@ impl Default for Metrics {
             "Times the shared store's circuit breaker opened",
             breaker_opened.clone(),
         );
+        let over_limit_cache_hits = Counter::default();
+        registry.register(
+            "store_over_limit_cache_hits",
+            "Checks the Redis over-limit cache denied without a round trip",
+            over_limit_cache_hits.clone(),
+        );
         Metrics {
             by_policy: std::sync::RwLock::default(),
             breaker_state,
             fallback_decisions,
             breaker_opened,
-            seen: std::sync::Mutex::new((0, 0)),
+            over_limit_cache_hits,
+            seen: std::sync::Mutex::new((0, 0, 0)),
             registry,
             decisions,
             check_seconds,
@@ -210,9 +218,12 @@ impl Metrics {
                     .inc_by(h.fallback_decisions_total.saturating_sub(seen.0));
                 self.breaker_opened
                     .inc_by(h.opened_total.saturating_sub(seen.1));
+                self.over_limit_cache_hits
+                    .inc_by(h.over_limit_cache_hits.saturating_sub(seen.2));
                 *seen = (
                     h.fallback_decisions_total.max(seen.0),
                     h.opened_total.max(seen.1),
+                    h.over_limit_cache_hits.max(seen.2),
                 );
             }
         }

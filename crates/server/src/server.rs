@@ -85,9 +85,11 @@ impl Server {
             http: local(&http, config.http),
             grpc: grpc.as_ref().zip(config.grpc).map(|(l, a)| local(l, a)),
         };
-        let built = crate::store::build(&config).await;
+        // Both may wait for a Redis connect timeout; wait once.
+        let (built, queues) =
+            tokio::join!(crate::store::build(&config), crate::queues::build(&config));
         let memory = built.memory;
-        let mut service = Service::new(built.store, config);
+        let mut service = Service::new(built.store, config).with_queues(queues);
         if let Some(health) = built.health {
             service = service.with_store_health(health);
         }

@@ -105,6 +105,8 @@ pub struct Service {
     source: Option<(std::path::PathBuf, Overrides)>,
     /// A shared store's health (breaker state, failures), for metrics and readiness.
     health: Option<crate::HealthProbe>,
+    /// The job queues of `/v1/queues` (see `crate::queues`).
+    queues: Arc<dyn tollgate_queue::QueueStore>,
 }
 
 /// The policy label of a limit given inline.
@@ -119,7 +121,19 @@ impl Service {
             metrics: Metrics::default(),
             source: None,
             health: None,
+            queues: Arc::new(tollgate_queue::MemoryQueues::new()),
         }
+    }
+
+    /// Serves `/v1/queues` from `queues` (by default, queues in this process's memory).
+    pub fn with_queues(mut self, queues: Arc<dyn tollgate_queue::QueueStore>) -> Service {
+        self.queues = queues;
+        self
+    }
+
+    /// The job queues.
+    pub fn queues(&self) -> &dyn tollgate_queue::QueueStore {
+        &*self.queues
     }
 
     /// Reports a guarded store's health in the metrics and `/readyz`.

@@ -44,7 +44,8 @@ pub(crate) async fn build(config: &Config) -> Built {
     let redis = redis
         .clone()
         .connect_timeout(config.guard.connect_timeout)
-        .command_timeout(config.guard.timeout);
+        .command_timeout(config.guard.timeout)
+        .over_limit_cache(config.guard.over_limit_cache_keys);
     let lazy = Arc::new(LazyRedis {
         config: redis,
         store: OnceCell::new(),
@@ -66,10 +67,22 @@ pub(crate) async fn build(config: &Config) -> Built {
     };
     let guarded = Arc::new(Guarded::new(SharedRedis(lazy), guard));
     let probe = guarded.clone();
+    let health = move || {
+        let mut health = probe.health();
+        // The guard knows nothing of the Redis store's cache; the store counts its hits.
+        health.over_limit_cache_hits = probe
+            .inner()
+            .0
+            .store
+            .get()
+            .and_then(RedisStore::over_limit_cache_hits)
+            .unwrap_or(0);
+        health
+    };
     Built {
         store: Arc::new(SharedGuarded(guarded)),
         memory: None,
-        health: Some(Arc::new(move || probe.health())),
+        health: Some(Arc::new(health)),
     }
 }
 

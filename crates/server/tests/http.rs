@@ -903,6 +903,21 @@ async fn openapi_documents_every_route_and_code() {
         ("GET", "/readyz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        // The queue routes (tests/queues_http.rs tests them).
+        ("GET", "/v1/queues"),
+        ("POST", "/v1/queues"),
+        ("GET", "/v1/queues/{name}"),
+        ("PATCH", "/v1/queues/{name}"),
+        ("DELETE", "/v1/queues/{name}"),
+        ("POST", "/v1/queues/{name}/clear"),
+        ("POST", "/v1/queues/{name}/tasks"),
+        ("POST", "/v1/queues/{name}/reserve"),
+        ("POST", "/v1/queues/{name}/ack"),
+        ("POST", "/v1/queues/{name}/heartbeat"),
+        ("POST", "/v1/queues/{name}/fail"),
+        ("GET", "/v1/queues/{name}/dead"),
+        ("DELETE", "/v1/queues/{name}/dead"),
+        ("POST", "/v1/queues/{name}/dead/retry"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

@@ -188,6 +188,11 @@ pub struct StoreHealth {
     pub opened_total: u64,
     /// Calls the open (or busy half-open) breaker kept from the store.
     pub rejected_total: u64,
+    /// Checks the Redis store's over-limit cache answered without a round trip. The guard
+    /// cannot see into the store it wraps and reports 0; the owner of a
+    /// [`RedisStore`](crate::RedisStore) fills it in from
+    /// [`over_limit_cache_hits`](crate::RedisStore::over_limit_cache_hits).
+    pub over_limit_cache_hits: u64,
 }
 
 /// Who decided: the wrapped store, or the failure policy in its place.

@@ -107,6 +107,7 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
             fallback_decisions_total: self.fallback_total.load(Ordering::Relaxed),
             opened_total: self.breaker.opened_total(),
             rejected_total: self.breaker.rejected_total(),
+            over_limit_cache_hits: 0,
         }
     }
 

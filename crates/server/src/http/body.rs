@@ -45,7 +45,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 }
 
 /// `application/json` or any `application/*+json`, parameters allowed.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -71,7 +71,7 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes.
-async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -8,6 +8,7 @@
 //! | `/v1/reset` | POST | forget a key (admin) |
 //! | `/v1/reload` | POST | re-read the config file (admin) |
 //! | `/v1/policies` | GET | the configured policies |
+//! | `/v1/queues…` | * | the job queues (see `queues.rs`) |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | GET | operations |
 //!
 //! Every error, including unknown routes and bad bodies, is
@@ -26,6 +27,7 @@ mod body;
 mod check;
 mod error;
 mod ops;
+mod queues;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -47,6 +49,7 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .merge(queues::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         // A 5xx (say /readyz while the store is down, polled by a load balancer) is the

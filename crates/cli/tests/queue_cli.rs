@@ -1,0 +1,203 @@
+//! `tollgate queue` and `tollgate worker` against a real redis-server: every command, its
+//! JSON, its errors and exit codes, and workers that run commands.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tollgate_testkit::redis::RedisServer;
+
+fn tollgate(store: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("tollgate")
+        .expect("binary")
+        .args(args)
+        .env("TOLLGATE_STORE", store)
+        .env_remove("TOLLGATE_SERVER")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(store: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = tollgate(store, &all);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+#[test]
+fn every_queue_command_round_trips() {
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let (code, name, err) = tollgate(&url, &["queue", "create", "5/60s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(name.trim().starts_with("batch_"), "{name}");
+    let made = json(
+        &url,
+        &[
+            "queue",
+            "create",
+            "2/1s",
+            "--name",
+            "jobs",
+            "--burst",
+            "2",
+            "--max-attempts",
+            "1",
+        ],
+    );
+    assert_eq!(
+        (made["name"].as_str(), made["burst"].as_u64()),
+        (Some("jobs"), Some(2))
+    );
+    json(
+        &url,
+        &["queue", "push", "jobs", r#"{"a":1}"#, "--priority", "3"],
+    );
+    let pushed = json(&url, &["queue", "test", "jobs", "5"]);
+    assert_eq!(pushed["pushed"], 5);
+    let show = json(&url, &["queue", "show", "jobs"]);
+    assert_eq!(
+        (show["waiting"].as_u64(), show["delayed"].as_u64()),
+        (Some(6), Some(0))
+    );
+    assert_eq!(show["waiting_by_priority"][0]["priority"], 3);
+    assert!(show["projected_finish_ms"].as_u64().is_some(), "{show}");
+    let (_, text, _) = tollgate(&url, &["queue", "show", "jobs"]);
+    assert!(
+        text.contains("priority       3: 1") && text.contains("burst 2"),
+        "{text}"
+    );
+    let list = json(&url, &["queue", "list"]);
+    assert_eq!(list["queues"].as_array().map(Vec::len), Some(2));
+    let updated = json(&url, &["queue", "update", "jobs", "10/1s", "--strict"]);
+    assert_eq!(
+        (updated["rate"].as_str(), updated["burst"].is_null()),
+        (Some("10/s"), true)
+    );
+    assert_eq!(
+        json(&url, &["queue", "deactivate", "jobs"])["active"],
+        false
+    );
+    assert_eq!(json(&url, &["queue", "activate", "jobs"])["active"], true);
+    // A worker whose command fails: one attempt, so every task goes to the dead letters.
+    let (code, out, err) = tollgate(
+        &url,
+        &[
+            "worker",
+            "jobs",
+            "--exec",
+            "exit 3",
+            "--until-empty",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).expect("report");
+    assert_eq!(report["dead"], 6, "{report}");
+    // --until-empty waits for delayed tasks too; this one comes after the worker.
+    json(&url, &["queue", "push", "jobs", "[1,2]", "--delay", "1h"]);
+    let dead = json(&url, &["queue", "dead", "jobs"]);
+    assert_eq!(dead["dead"].as_array().map(Vec::len), Some(6));
+    assert!(
+        dead["dead"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("exit status: 3")),
+        "{dead}"
+    );
+    assert_eq!(
+        json(&url, &["queue", "dead", "jobs", "--retry"])["retried"],
+        6
+    );
+    assert_eq!(json(&url, &["queue", "clear", "jobs"])["cleared"], 7);
+    assert_eq!(
+        json(&url, &["queue", "dead", "jobs", "--purge"])["purged"],
+        0
+    );
+    assert_eq!(json(&url, &["queue", "remove", "jobs"])["removed"], "jobs");
+}
+
+#[test]
+fn bad_input_exits_two_with_a_clear_message() {
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    json(&url, &["queue", "create", "1/s", "--name", "q"]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["queue", "create", "5/0s"], "\"5/0s\""),
+        (
+            &["queue", "create", "5/1s", "--name", "q"],
+            "exists already",
+        ),
+        (
+            &["queue", "create", "5/1s", "--visibility-timeout", "forever"],
+            "\"forever\"",
+        ),
+        (&["queue", "show", "nope"], "unknown queue \"nope\""),
+        (&["queue", "push", "q", "{not json"], "not JSON"),
+        (
+            &["queue", "push", "q", "1", "--priority", "-1"],
+            "priority -1",
+        ),
+        (&["queue", "push", "q", "1", "--delay", "-5s"], "\"-5s\""),
+        (&["queue", "push", "nope", "1"], "unknown queue"),
+        (
+            &["worker", "q", "--exec", "/no/such/program"],
+            "does not exist",
+        ),
+        (&["worker", "nope", "--exec", "true"], "unknown queue"),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = tollgate(&url, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (code, _, err) = tollgate("memory", &["queue", "list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--server"), "{err}");
+}
+
+#[test]
+fn exec_workers_get_the_payload_on_stdin() {
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    let dir = tempfile::tempdir().expect("dir");
+    json(
+        &url,
+        &[
+            "queue", "create", "100/1s", "--name", "work", "--burst", "10",
+        ],
+    );
+    for n in 0..20 {
+        json(&url, &["queue", "push", "work", &format!(r#"{{"n":{n}}}"#)]);
+    }
+    // One file a task, named by the task's id from the environment.
+    let cmd = format!(
+        "cat > {}/$TOLLGATE_TASK.$TOLLGATE_ATTEMPT",
+        dir.path().display()
+    );
+    let report = json(
+        &url,
+        &[
+            "worker",
+            "work",
+            "--exec",
+            &cmd,
+            "--concurrency",
+            "3",
+            "--until-empty",
+        ],
+    );
+    assert_eq!(report["completed"], 20);
+    let mut lines: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("file"))
+        .collect();
+    lines.sort();
+    let mut want: Vec<String> = (0..20).map(|n| format!(r#"{{"n":{n}}}"#)).collect();
+    want.sort();
+    assert_eq!(lines, want);
+}

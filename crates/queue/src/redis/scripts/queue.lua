@@ -1,0 +1,100 @@
+-- queue.lua: what every queue script shares; the crate prepends tollgate-redis's common.lua
+-- (now_us, int, gcra_eval, gcra_commit) and this file to each operation's script.
+--
+-- KEYS (every script, in this order; one hash tag, so one Cluster slot):
+--   1 meta      hash: settings and counters
+--   2 waiting   zset: score -priority, member the task id (16 digits: FIFO within a priority)
+--   3 delayed   zset: score the time (ms) the task is due
+--   4 inflight  zset: score the time (ms) the lease expires
+--   5 dead      zset: score the time (ms) the task died
+--   6 tasks     hash: ID -> payload, ID:m -> "priority:attempts", ID:e -> last error
+--   7 tat       string: the token bucket's arrival time, µs (common.lua's GCRA state)
+local META, WAITING, DELAYED, INFLIGHT, DEAD, TASKS, TAT =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+
+-- At most this many delayed or expired tasks are moved per call: a script must stay short.
+local HOUSEKEEP_BATCH = 1000
+
+local function meta_table()
+  local flat = redis.call('HGETALL', META)
+  local m = {}
+  for i = 1, #flat, 2 do
+    m[flat[i]] = flat[i + 1]
+  end
+  return m
+end
+
+local function num(m, field)
+  return tonumber(m[field] or '0') or 0
+end
+
+local function task_info(id)
+  local v = redis.call('HGET', TASKS, id .. ':m')
+  if not v then
+    return nil
+  end
+  local p, a = string.match(v, '^(%d+):(%d+)$')
+  return tonumber(p), tonumber(a)
+end
+
+local function set_task_info(id, priority, attempts)
+  redis.call('HSET', TASKS, id .. ':m', int(priority) .. ':' .. int(attempts))
+end
+
+local function forget_task(id)
+  redis.call('HDEL', TASKS, id, id .. ':m', id .. ':e')
+end
+
+-- Due delayed tasks become ready; expired leases go back to the queue, or to the dead-letter
+-- queue when they were the last attempt.
+local function housekeep(m, now_ms)
+  local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', int(now_ms), 'LIMIT', 0, HOUSEKEEP_BATCH)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', DELAYED, id)
+    local p = task_info(id)
+    if p then
+      redis.call('ZADD', WAITING, int(-p), id)
+    end
+  end
+  local lost = redis.call('ZRANGEBYSCORE', INFLIGHT, '-inf', int(now_ms), 'LIMIT', 0, HOUSEKEEP_BATCH)
+  for _, id in ipairs(lost) do
+    redis.call('ZREM', INFLIGHT, id)
+    redis.call('HINCRBY', META, 'lost', 1)
+    local p, a = task_info(id)
+    if p then
+      redis.call('HSET', TASKS, id .. ':e', 'lease expired after ' .. m['vis_ms'] ..
+        ' ms: the worker died or did not heartbeat')
+      if a >= num(m, 'max_attempts') then
+        redis.call('HINCRBY', META, 'failed', 1)
+        redis.call('ZADD', DEAD, int(now_ms), id)
+      else
+        redis.call('ZADD', WAITING, int(-p), id)
+      end
+    end
+  end
+end
+
+-- An empty queue (nothing waiting, delayed, in flight or dead) expires after its idle time;
+-- any task keeps it.
+local function touch(m)
+  local idle = num(m, 'idle_ms')
+  local held = redis.call('ZCARD', WAITING) + redis.call('ZCARD', DELAYED) +
+    redis.call('ZCARD', INFLIGHT) + redis.call('ZCARD', DEAD)
+  if idle > 0 and held == 0 then
+    redis.call('PEXPIRE', META, int(idle))
+  else
+    redis.call('PERSIST', META)
+  end
+end
+
+-- The lease (id, attempt) is the caller's: the task is in flight at that attempt.
+local function held(id, attempt)
+  if not redis.call('ZSCORE', INFLIGHT, id) then
+    return nil
+  end
+  local p, a = task_info(id)
+  if a ~= attempt then
+    return nil
+  end
+  return p
+end
