@@ -17,6 +17,7 @@ need_apt() { # need_apt COMMAND PACKAGE: install PACKAGE from Debian when COMMAN
 
 # Redis tests start their own redis-server processes on free ports.
 need_apt redis-server redis-server
+need_apt faketime faketime
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -40,13 +40,26 @@ pub struct Args {
     json: bool,
 }
 
+/// A span for people: `5min 31s`, `1h 2min 0.5s`, `12.3s`.
 fn ms(ms: u64) -> String {
-    let d = std::time::Duration::from_millis(ms);
-    if ms >= 60_000 {
-        format!("{} ({:.1} s)", format_duration(d), d.as_secs_f64())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let secs = rest as f64 / 1000.0;
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
     }
+    if m > 0 {
+        parts.push(format!("{m}min"));
+    }
+    if rest > 0 || parts.is_empty() {
+        parts.push(if rest % 1000 == 0 {
+            format!("{secs:.0}s")
+        } else {
+            format!("{secs:.1}s")
+        });
+    }
+    parts.join(" ")
 }
 
 /// Runs `tollgate plan`.

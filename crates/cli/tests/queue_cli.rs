@@ -201,3 +201,71 @@ fn exec_workers_get_the_payload_on_stdin() {
     want.sort();
     assert_eq!(lines, want);
 }
+
+/// The same commands through a running `tollgate serve` on the embedded store (`--server`).
+#[test]
+fn queues_through_a_running_server_on_the_embedded_store() {
+    let port = tollgate_testkit::redis::free_port().expect("port");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--log",
+            "warn",
+        ])
+        .env_remove("TOLLGATE_STORE")
+        .env_remove("TOLLGATE_CONFIG")
+        .spawn()
+        .expect("serve");
+    let cli = |args: &[&str]| {
+        let out = Command::cargo_bin("tollgate")
+            .expect("binary")
+            .args(args)
+            .args(["--server", &url, "--json"])
+            .env_remove("TOLLGATE_STORE")
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let started = std::time::Instant::now();
+    while cli(&["queue", "list"]).0 != Some(0) {
+        assert!(started.elapsed().as_secs() < 20, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, _, err) = cli(&["queue", "create", "50/1s", "--name", "web"]);
+    assert_eq!(code, Some(0), "{err}");
+    for n in 0..5 {
+        assert_eq!(
+            cli(&["queue", "push", "web", &n.to_string(), "--priority", "2"]).0,
+            Some(0)
+        );
+    }
+    let (code, out, err) = cli(&[
+        "worker",
+        "web",
+        "--exec",
+        "cat > /dev/null",
+        "--until-empty",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let report: Value = serde_json::from_str(&out).expect("report");
+    assert_eq!(report["completed"], 5);
+    let (_, out, _) = cli(&["queue", "show", "web"]);
+    let show: Value = serde_json::from_str(&out).expect("show");
+    assert_eq!(
+        (show["completed"].as_u64(), show["waiting"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let (code, _, err) = cli(&["queue", "show", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown queue"), "{err}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -24,13 +24,24 @@ mod wire;
 use wire::{Ctx, WireDead, WireReservation, refusal, store_error, update_body};
 
 /// Queues of a `tollgate serve` reached over HTTP. Cloning shares the connection pool.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpQueues {
     client: reqwest::Client,
     /// The base URL, ending in `/`.
     base: Url,
     timeout: Duration,
     token: Option<String>,
+}
+
+// By hand, so that the token stays out of logs.
+impl std::fmt::Debug for HttpQueues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpQueues")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| "set"))
+            .finish()
+    }
 }
 
 impl HttpQueues {
@@ -145,6 +156,14 @@ impl HttpQueues {
             detail = format!("{detail}: {s}");
             source = s.source();
         }
+        if e.is_builder() {
+            // Nothing was sent: a bad token or URL will not get better by retrying.
+            let message = format!(
+                "cannot build a request to {} ({}): {detail}",
+                self.base, ctx.what
+            );
+            return store_error(message, false);
+        }
         let message = if e.is_timeout() {
             format!(
                 "the queue server at {} did not answer within {:?} ({}): {detail}",
@@ -213,6 +232,7 @@ impl HttpQueues {
             .ok_or_else(|| QueueError::bad_reply("a reservation without its fields"))
     }
 
+    /// The server lists at most 1000 dead tasks a request, whatever `limit` says.
     async fn dead_tasks(&self, queue: &str, limit: u64) -> QueueResult<Vec<DeadTask>> {
         #[derive(Deserialize)]
         struct Dead {

@@ -258,7 +258,8 @@ pub struct Observed {
 /// Without a deadline: enough to keep up with the rate (ceil(service / T)), never more than
 /// the backlog. With one: the fewest that finish the backlog within 80% of the time left, so
 /// a slower task or a retry still fits; as the deadline nears that target shrinks and the
-/// count grows, up to `max` once it cannot be met. An empty backlog scales down to `min`.
+/// count grows. Once it cannot be met: the fewest that reach the earliest finish — more
+/// would only wait for tokens. An empty backlog scales down to `min`.
 pub fn autoscale(seen: &Observed, min: u32, max: u32) -> u32 {
     let (min, max) = (u64::from(min), u64::from(max.max(min).max(1)));
     if seen.backlog == 0 {
@@ -271,7 +272,10 @@ pub fn autoscale(seen: &Observed, min: u32, max: u32) -> u32 {
         None => keep_up,
         Some(left) => {
             let target = ns(left) / 10 * 8;
-            fewest_workers(seen.backlog, t, seen.burst, service, max, target).unwrap_or(max)
+            fewest_workers(seen.backlog, t, seen.burst, service, max, target).unwrap_or_else(|| {
+                let earliest = finish_ns(seen.backlog, t, seen.burst, service, max);
+                fewest_workers(seen.backlog, t, seen.burst, service, max, earliest).unwrap_or(max)
+            })
         }
     };
     u32::try_from(wanted.clamp(min.max(1), max)).unwrap_or(u32::MAX)
@@ -405,6 +409,20 @@ mod tests {
             relaxed < near,
             "{relaxed} < {near}: harder as the deadline nears"
         );
-        assert_eq!(passed, 20, "a deadline that cannot be met: everything");
+        // Past saving, 10 workers reach the earliest finish (they keep up with 1/s at 10 s
+        // a task); more would only wait for tokens.
+        assert_eq!(
+            passed, 10,
+            "a deadline that cannot be met: every useful worker"
+        );
+        let burst = Observed {
+            burst: 100,
+            ..seen(100, Some(0))
+        };
+        assert_eq!(
+            autoscale(&burst, 1, 20),
+            20,
+            "with a burst, more workers finish sooner"
+        );
     }
 }

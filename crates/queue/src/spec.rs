@@ -185,6 +185,8 @@ fn invalid(field: &'static str, reason: &str) -> QueueError {
 pub fn validate_name(name: &str) -> Result<(), QueueError> {
     let reason = if name.is_empty() {
         "it is empty"
+    } else if name == "." || name == ".." {
+        "`.` and `..` cannot be used in a URL path"
     } else if name.len() > MAX_NAME_BYTES {
         "it is longer than 128 bytes"
     } else if !name
@@ -225,7 +227,7 @@ pub fn format_duration(d: Duration) -> String {
         ("min", 60_000),
         ("s", 1_000),
     ] {
-        if ms >= len && ms % len == 0 {
+        if ms >= len && ms.is_multiple_of(len) {
             return format!("{}{unit}", ms / len);
         }
     }
@@ -276,7 +278,7 @@ mod tests {
             .expect("valid");
         let name = spec.queue_name();
         assert!(name.starts_with("batch_") && name.len() == 42, "{name}");
-        for bad in ["", "a{b}", "has space", &"x".repeat(129)] {
+        for bad in ["", ".", "..", "a{b}", "has space", &"x".repeat(129)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
         validate_name("orders.eu-1:v2").expect("valid name");

@@ -159,15 +159,26 @@ pub struct QueueUpdate {
     /// A new rate (live: the next start uses it).
     #[serde(default, with = "opt_rate")]
     pub rate: Option<tollgate_core::Rate>,
-    /// A new burst; `Some(None)` back to strict.
-    #[serde(default)]
+    /// A new burst; `Some(None)` (JSON `null`) back to strict; absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
     pub burst: Option<Option<u64>>,
     /// Pause (false) or resume (true).
     #[serde(default)]
     pub active: Option<bool>,
-    /// A deadline (ms since the epoch); `Some(None)` clears it.
-    #[serde(default)]
+    /// A deadline (ms since the epoch); `Some(None)` (JSON `null`) clears it; absent:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
     pub deadline_ms: Option<Option<u64>>,
+}
+
+/// A member that is present is `Some`, even when it is `null` (absent members take the
+/// `default`, `None`): serde alone reads `null` as `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 mod opt_rate {
@@ -271,5 +282,22 @@ impl QueueStats {
             backoff_max_ms: self.backoff_max_ms,
             deadline_ms: self.deadline_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_tells_null_from_absent() {
+        let u: QueueUpdate = serde_json::from_str(r#"{"burst":null}"#).expect("json");
+        assert_eq!((u.burst, u.deadline_ms), (Some(None), None));
+        let u: QueueUpdate =
+            serde_json::from_str(r#"{"burst":4,"deadline_ms":null}"#).expect("json");
+        assert_eq!((u.burst, u.deadline_ms), (Some(Some(4)), Some(None)));
+        let back: QueueUpdate =
+            serde_json::from_str(&serde_json::to_string(&u).expect("ser")).expect("de");
+        assert_eq!(back, u);
     }
 }

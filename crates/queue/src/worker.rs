@@ -88,6 +88,8 @@ pub struct WorkerReport {
     pub dead: u64,
     /// Leases lost (expired before the ack: the task may run again elsewhere).
     pub lost: u64,
+    /// The most worker slots active at once (the autoscaler's highest count).
+    pub peak_workers: u32,
 }
 
 #[derive(Default)]
@@ -98,6 +100,7 @@ struct Counters {
     lost: AtomicU64,
     /// The service time seen, an exponential average in µs (0: none yet).
     service_us: AtomicU64,
+    peak_workers: AtomicU32,
 }
 
 /// A worker on one or more queues (tried in turn).
@@ -185,6 +188,7 @@ impl Worker {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let counters = Arc::new(Counters::default());
+        counters.peak_workers.store(self.min, Ordering::Relaxed);
         let active = Arc::new(AtomicU32::new(self.min));
         let me = Arc::new(self);
         let mut slots = tokio::task::JoinSet::new();
@@ -214,6 +218,7 @@ impl Worker {
             retried: counters.retried.load(Ordering::Relaxed),
             dead: counters.dead.load(Ordering::Relaxed),
             lost: counters.lost.load(Ordering::Relaxed),
+            peak_workers: counters.peak_workers.load(Ordering::Relaxed),
         })
     }
 
@@ -356,6 +361,7 @@ impl Worker {
             if let Some(seen) = self.observe(counters).await {
                 let want = autoscale(&seen, self.min, self.max);
                 let was = active.swap(want, Ordering::Relaxed);
+                counters.peak_workers.fetch_max(want, Ordering::Relaxed);
                 if want != was {
                     info!(
                         from = was,

@@ -8,7 +8,7 @@ use tokio::sync::OnceCell;
 use tollgate_core::{Check, Decision, DynStore, Error, Limit, MultiDecision, Store};
 use tollgate_memory::MemoryStore;
 use tollgate_redis::guard::{GuardConfig, StoreHealth};
-use tollgate_redis::{Guarded, RedisConfig, RedisStore};
+use tollgate_redis::{Guarded, RedisConfig, RedisStore, Topology};
 
 use crate::config::Config;
 
@@ -64,6 +64,8 @@ pub(crate) async fn build(config: &Config) -> Built {
         call_timeout: config.guard.timeout,
         breaker: config.guard.breaker,
         local_max_keys: config.max_keys,
+        // On a cluster, a master that is down fails only its own slots' keys over.
+        breaker_per_slot: matches!(lazy.config.url.topology(), Topology::Cluster { .. }),
     };
     let guarded = Arc::new(Guarded::new(SharedRedis(lazy), guard));
     let probe = guarded.clone();

@@ -208,7 +208,7 @@ async fn every_route_round_trips_through_the_client() {
     assert_eq!((again.task.as_str(), again.attempt), (low.task.as_str(), 2));
     let outcome = q.fail(&again, "second", Some(Duration::from_secs(9))).await;
     assert_eq!(outcome.expect("fail"), FailOutcome::Dead);
-    let dead = q.dead("jobs", 100).await.expect("dead");
+    let dead = q.dead("jobs", u64::MAX).await.expect("dead");
     assert_eq!(dead.len(), 1);
     let d = &dead[0];
     assert_eq!(
@@ -327,7 +327,7 @@ POST /v1/queues/r/reserve | {"worker":""} | 400 | invalid_queue_spec | worker
 POST /v1/queues/r/ack | {"task":"1","attempt":1} | 409 | lease_lost | attempt 1
 POST /v1/queues/r/ack | {"task":"1","attempt":1,"queue":"s"} | 400 | invalid_request | "s"
 POST /v1/queues/r/fail | {"lease":{"task":"1","attempt":-1},"error":"e"} | 400 | invalid_queue_spec | attempt
-GET /v1/queues/r/dead?limit=5000 | - | 400 | invalid_queue_spec | limit
+GET /v1/queues/r/dead?limit=-1 | - | 400 | invalid_request | limit
 GET /v1/queues/r/dead?limit=x | - | 400 | invalid_request | limit
 GET /v1/queues/ghost | - | 404 | unknown_queue | "ghost"
 GET /v1/queues/bad%20name | - | 400 | invalid_queue_name | bad name

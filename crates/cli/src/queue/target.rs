@@ -26,6 +26,16 @@ pub struct Target {
     )]
     pub server: String,
 
+    /// The server's admin bearer token, when its config sets `admin_token`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TOLLGATE_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Print data as JSON (one document; errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
@@ -45,7 +55,13 @@ impl Target {
                     .context("cannot reach the queue store")?;
                 Ok(Arc::new(queues))
             }
-            None => Ok(Arc::new(HttpQueues::new(&self.server)?)),
+            None => {
+                let mut queues = HttpQueues::new(&self.server)?;
+                if let Some(token) = &self.token {
+                    queues = queues.bearer_token(token.clone());
+                }
+                Ok(Arc::new(queues))
+            }
         }
     }
 }

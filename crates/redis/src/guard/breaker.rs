@@ -77,6 +77,9 @@ pub struct CircuitBreaker<C: Clock = SystemClock> {
     probes: Mutex<Probes>,
     opened_total: AtomicU64,
     rejected_total: AtomicU64,
+    /// The Redis Cluster slot it guards, if only one: its transitions are logged at debug,
+    /// since thousands of slots may change state at once.
+    slot: Option<u16>,
 }
 
 impl CircuitBreaker<SystemClock> {
@@ -104,6 +107,15 @@ impl<C: Clock> CircuitBreaker<C> {
             probes: Mutex::new(Probes::default()),
             opened_total: AtomicU64::new(0),
             rejected_total: AtomicU64::new(0),
+            slot: None,
+        }
+    }
+
+    /// A closed breaker for the keys of one Redis Cluster hash slot.
+    pub(crate) fn for_slot(config: BreakerConfig, clock: C, slot: u16) -> Self {
+        CircuitBreaker {
+            slot: Some(slot),
+            ..CircuitBreaker::with_clock(config, clock)
         }
     }
 
@@ -179,7 +191,10 @@ impl<C: Clock> CircuitBreaker<C> {
                 };
                 let word = pack(HALF_OPEN, epoch_of(word) + 1);
                 self.word.store(word, Ordering::Release);
-                tracing::info!("store circuit breaker half-open: probing the store");
+                match self.slot {
+                    Some(slot) => tracing::debug!(slot, "slot circuit breaker half-open"),
+                    None => tracing::info!("store circuit breaker half-open: probing the store"),
+                }
                 Ok(self.permit(word, true))
             }
             _ if probes.in_flight < self.config.half_open_probes => {
@@ -227,7 +242,10 @@ impl<C: Clock> CircuitBreaker<C> {
         *probes = Probes::default();
         self.failures.store(0, Ordering::Relaxed);
         self.word.store(pack(CLOSED, epoch + 1), Ordering::Release);
-        tracing::info!("store circuit breaker closed: the store answers again");
+        match self.slot {
+            Some(slot) => tracing::debug!(slot, "slot circuit breaker closed"),
+            None => tracing::info!("store circuit breaker closed: the store answers again"),
+        }
         Some(Transition::Closed)
     }
 
@@ -266,12 +284,18 @@ impl<C: Clock> CircuitBreaker<C> {
         self.open_until.store(until, Ordering::Release);
         self.word.store(pack(OPEN, epoch + 1), Ordering::Release);
         self.opened_total.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            why,
-            open_for_ms = self.config.open_for.as_millis() as u64,
-            error = %cause,
-            "store circuit breaker opened: calls fail fast",
-        );
+        let open_for_ms = self.config.open_for.as_millis() as u64;
+        match self.slot {
+            Some(slot) => {
+                tracing::debug!(slot, why, open_for_ms, error = %cause, "slot circuit breaker opened")
+            }
+            None => tracing::warn!(
+                why,
+                open_for_ms,
+                error = %cause,
+                "store circuit breaker opened: calls fail fast",
+            ),
+        }
     }
 
     fn on_release(&self, epoch: u64, probe: bool) {

@@ -103,6 +103,12 @@ pub struct GuardConfig {
     /// The most keys the local fallback store tracks under [`OnStoreFailure::Local`]
     /// (default [`DEFAULT_MAX_KEYS`]); beyond, it forgets the key nearest to full capacity.
     pub local_max_keys: usize,
+    /// One breaker per Redis Cluster hash slot of the key (see
+    /// [`keys::slot`](crate::keys::slot)) instead of one for the whole store (default
+    /// false). For a Redis Cluster: a master that is down then fails fast for the keys of
+    /// its own slots only, and the other masters' keys go on being decided. The store's
+    /// breaker then guards `ping` alone.
+    pub breaker_per_slot: bool,
 }
 
 impl Default for GuardConfig {
@@ -112,6 +118,7 @@ impl Default for GuardConfig {
             call_timeout: Duration::from_millis(50),
             breaker: BreakerConfig::default(),
             local_max_keys: DEFAULT_MAX_KEYS,
+            breaker_per_slot: false,
         }
     }
 }
@@ -184,10 +191,13 @@ pub struct StoreHealth {
     pub failures_total: u64,
     /// Checks and batches answered by the [`OnStoreFailure`] policy instead of the store.
     pub fallback_decisions_total: u64,
-    /// How many times the breaker has opened.
+    /// How many times the breaker (or a slot's breaker) has opened.
     pub opened_total: u64,
-    /// Calls the open (or busy half-open) breaker kept from the store.
+    /// Calls the open (or busy half-open) breakers kept from the store.
     pub rejected_total: u64,
+    /// With [`GuardConfig::breaker_per_slot`]: how many Redis Cluster slots' breakers are
+    /// not closed now (0 otherwise).
+    pub open_slots: u64,
     /// Checks the Redis store's over-limit cache answered without a round trip. The guard
     /// cannot see into the store it wraps and reports 0; the owner of a
     /// [`RedisStore`](crate::RedisStore) fills it in from

@@ -95,6 +95,7 @@ mod breaker;
 mod config;
 mod fallback;
 mod policy;
+mod slots;
 #[cfg(test)]
 mod testing;
 

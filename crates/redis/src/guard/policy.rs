@@ -13,6 +13,7 @@ use tollgate_memory::MemoryStore;
 use super::breaker::{CircuitBreaker, Transition};
 use super::config::{GuardConfig, Source, StoreHealth};
 use super::fallback::{Fallback, retry_ms};
+use super::slots::SlotBreakers;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,8 @@ pub struct Guarded<S, C: Clock = SystemClock> {
     inner: S,
     config: GuardConfig,
     breaker: CircuitBreaker<C>,
+    /// With `breaker_per_slot`: the keys' breakers (`breaker` then guards `ping` only).
+    slots: Option<SlotBreakers<C>>,
     fallback: Fallback<C>,
     failures_total: AtomicU64,
     fallback_total: AtomicU64,
@@ -69,6 +72,9 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
     pub fn with_clock(inner: S, config: GuardConfig, clock: C) -> Self {
         Guarded {
             fallback: Fallback::new(&config, clock.clone()),
+            slots: config
+                .breaker_per_slot
+                .then(|| SlotBreakers::new(config.breaker, clock.clone())),
             breaker: CircuitBreaker::with_clock(config.breaker, clock),
             inner,
             config,
@@ -88,9 +94,17 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
         &self.config
     }
 
-    /// The circuit breaker.
+    /// The store's circuit breaker (with `breaker_per_slot`, the one that guards `ping`).
     pub fn breaker(&self) -> &CircuitBreaker<C> {
         &self.breaker
+    }
+
+    /// The breaker that guards calls on `key`.
+    fn breaker_for(&self, key: &str) -> &CircuitBreaker<C> {
+        match &self.slots {
+            Some(slots) => slots.of(key),
+            None => &self.breaker,
+        }
     }
 
     /// The local fallback store (under `OnStoreFailure::Local` only).
@@ -105,8 +119,11 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
             last_error: self.last_error().clone(),
             failures_total: self.failures_total.load(Ordering::Relaxed),
             fallback_decisions_total: self.fallback_total.load(Ordering::Relaxed),
-            opened_total: self.breaker.opened_total(),
-            rejected_total: self.breaker.rejected_total(),
+            opened_total: self.breaker.opened_total()
+                + self.slots.as_ref().map_or(0, SlotBreakers::opened_total),
+            rejected_total: self.breaker.rejected_total()
+                + self.slots.as_ref().map_or(0, SlotBreakers::rejected_total),
+            open_slots: self.slots.as_ref().map_or(0, SlotBreakers::open),
             over_limit_cache_hits: 0,
         }
     }
@@ -120,7 +137,11 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
     ) -> Result<(Decision, Source), Error> {
         validate_key(key)?;
         limit.check_cost(key, cost)?;
-        let failed = match self.call(|| self.inner.check(key, limit, cost)).await {
+        let breaker = self.breaker_for(key);
+        let failed = match self
+            .call(breaker, || self.inner.check(key, limit, cost))
+            .await
+        {
             Ok(answer) => return answer.map(|d| (d, Source::Store)),
             Err(failed) => failed,
         };
@@ -138,7 +159,11 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
             validate_key(check.key)?;
             check.limit.check_cost(check.key, check.cost)?;
         }
-        let failed = match self.call(|| self.inner.check_all(checks)).await {
+        // On a cluster a batch is one slot (the store refuses others as bad input).
+        let breaker = checks
+            .first()
+            .map_or(&self.breaker, |c| self.breaker_for(c.key));
+        let failed = match self.call(breaker, || self.inner.check_all(checks)).await {
             Ok(answer) => return answer.map(|d| (d, Source::Store)),
             Err(failed) => failed,
         };
@@ -150,16 +175,20 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
     /// Calls the inner store through the breaker, within `call_timeout`. `Ok` holds the
     /// store's own answer (a value, or an error that is not a store failure); `Err` says the
     /// store failed, timed out or was not called.
-    async fn call<T, F>(&self, call: impl FnOnce() -> F) -> Result<Result<T, Error>, Failed>
+    async fn call<T, F>(
+        &self,
+        breaker: &CircuitBreaker<C>,
+        call: impl FnOnce() -> F,
+    ) -> Result<Result<T, Error>, Failed>
     where
         F: Future<Output = Result<T, Error>>,
     {
-        let permit = match self.breaker.try_acquire() {
+        let permit = match breaker.try_acquire() {
             Ok(permit) => permit,
             Err(rejected) => {
                 return Err(Failed {
                     retry_after: rejected.retry_after,
-                    error: self.open_error(rejected.retry_after),
+                    error: self.open_error(breaker, rejected.retry_after),
                 });
             }
         };
@@ -188,7 +217,7 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
         *self.last_error() = Some(error.to_string());
         permit.failure(&error);
         Err(Failed {
-            retry_after: self.breaker.retry_in(),
+            retry_after: breaker.retry_in(),
             error,
         })
     }
@@ -201,12 +230,12 @@ impl<S: Store, C: Clock + Clone> Guarded<S, C> {
         }
     }
 
-    fn open_error(&self, retry_after: Duration) -> Error {
+    fn open_error(&self, breaker: &CircuitBreaker<C>, retry_after: Duration) -> Error {
         let last = self.last_error().clone();
         Error::Store {
             message: format!(
                 "the store is failing (circuit breaker {}, next try in {} ms); last error: {}",
-                self.breaker.state(),
+                breaker.state(),
                 retry_ms(retry_after),
                 last.as_deref().unwrap_or("none"),
             ),
@@ -253,7 +282,10 @@ impl<S: Store, C: Clock + Clone> Store for Guarded<S, C> {
         if let Some(local) = self.local_store() {
             local.reset(key)?;
         }
-        match self.call(|| self.inner.reset(key)).await {
+        match self
+            .call(self.breaker_for(key), || self.inner.reset(key))
+            .await
+        {
             Ok(answer) => answer,
             Err(failed) => Err(failed.error),
         }
@@ -262,7 +294,7 @@ impl<S: Store, C: Clock + Clone> Store for Guarded<S, C> {
     /// Pings the store through the breaker: an open breaker answers an error without
     /// touching it, and once `open_for` has passed the ping is a probe that can close it.
     async fn ping(&self) -> Result<(), Error> {
-        match self.call(|| self.inner.ping()).await {
+        match self.call(&self.breaker, || self.inner.ping()).await {
             Ok(answer) => answer,
             Err(failed) => Err(failed.error),
         }

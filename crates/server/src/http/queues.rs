@@ -1,7 +1,7 @@
 //! `/v1/queues`: the job queues over HTTP (the routes are listed in [`routes`]; the README's
 //! "Queue HTTP API" and `/openapi.json` describe them). Bodies are the queue types' JSON, with
-//! two differences that keep payloads byte-exact: a task's payload is pushed and handed out as
-//! the JSON value itself, not as a string of JSON text.
+//! one difference, which keeps payloads byte-exact and readable: a task's payload is pushed and
+//! handed out as the JSON value itself, not as a string of JSON text.
 //!
 //! When the config sets `admin_token`, every queue route needs it: queues hold payloads and
 //! accept work, so they are not open where the admin routes are closed.
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tollgate_queue::{
-    Lease, MAX_PAYLOAD_BYTES, NewTask, QueueError, QueueSpec, QueueUpdate, Reservation,
-    validate_name,
+    Lease, MAX_PAYLOAD_BYTES, MAX_PRIORITY, NewTask, QueueError, QueueSpec, QueueUpdate,
+    Reservation, validate_name,
 };
 
 use super::AppState;
@@ -91,13 +91,30 @@ fn whole(field: &'static str, value: Option<&Value>, max: u64) -> Result<Option<
     let n = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n,
-        Some(other) => return Err(bad_field(field, format!("must be a number, not {other}"))),
+        Some(other) => {
+            return Err(bad_field(
+                field,
+                format!("must be a number, not {}", kind(other)),
+            ));
+        }
     };
     match (n.as_u64(), n.as_i64()) {
         (Some(v), _) if v <= max => Ok(Some(v)),
         (Some(v), _) => Err(bad_field(field, format!("{v} is over the most, {max}"))),
         (None, Some(v)) => Err(bad_field(field, format!("must not be negative, got {v}"))),
         (None, None) => Err(bad_field(field, format!("must be a whole number, got {n}"))),
+    }
+}
+
+/// What kind of JSON value `v` is, for errors (the value itself may be long).
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -118,7 +135,7 @@ fn check_members(body: &Map<String, Value>) -> Result<(), QueueError> {
     }
     for field in ["name", "rate"] {
         if let Some(v) = body.get(field).filter(|v| !v.is_null() && !v.is_string()) {
-            return Err(bad_field(field, format!("must be text, not {v}")));
+            return Err(bad_field(field, format!("must be text, not {}", kind(v))));
         }
     }
     if let Some(Value::String(rate)) = body.get("rate") {
@@ -131,7 +148,7 @@ fn check_members(body: &Map<String, Value>) -> Result<(), QueueError> {
     {
         return Err(bad_field(
             "active",
-            format!("must be true or false, not {v}"),
+            format!("must be true or false, not {}", kind(v)),
         ));
     }
     Ok(())
@@ -259,7 +276,8 @@ async fn push(
         };
         return Err(Failure::Queue(e, StatusCode::PAYLOAD_TOO_LARGE));
     }
-    let priority = whole("priority", body.priority.as_ref(), u32::MAX.into())?.unwrap_or(0);
+    let priority = whole("priority", body.priority.as_ref(), MAX_PRIORITY.into())?;
+    let priority = priority.unwrap_or(0);
     let task = NewTask {
         payload: payload.to_string(),
         priority: u32::try_from(priority).unwrap_or(u32::MAX),
@@ -385,15 +403,12 @@ async fn dead(
 ) -> Answer {
     let Query(query) = query.map_err(|e| {
         invalid_request(format!(
-            "{} (expected ?limit=N, N from 0 to {MAX_DEAD_LIMIT})",
+            "{} (expected ?limit=N, a whole number; at most {MAX_DEAD_LIMIT} are listed)",
             e.body_text()
         ))
     })?;
-    let limit = query.limit.unwrap_or(100);
-    if limit > MAX_DEAD_LIMIT {
-        let reason = format!("{limit} is over the most, {MAX_DEAD_LIMIT}");
-        return Err(bad_field("limit", reason).into());
-    }
+    // "At most `limit`": a larger one is not an error, and a response stays bounded.
+    let limit = query.limit.unwrap_or(100).min(MAX_DEAD_LIMIT);
     let dead = state.service.queues().dead(&name, limit).await?;
     let dead = dead
         .iter()

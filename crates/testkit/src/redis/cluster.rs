@@ -26,12 +26,18 @@ impl RedisCluster {
     /// with `redis-cli --cluster create`, and waits until every node says `cluster_state:ok`
     /// and knows every other.
     pub fn start(masters: usize) -> io::Result<RedisCluster> {
+        RedisCluster::start_with(masters, &[])
+    }
+
+    /// [`start`](Self::start), with extra options for every node, for example
+    /// `["--cluster-require-full-coverage", "no"]`.
+    pub fn start_with(masters: usize, extra: &[&str]) -> io::Result<RedisCluster> {
         if masters < 3 {
             return Err(io::Error::other("a Redis Cluster needs at least 3 masters"));
         }
         let mut nodes = Vec::with_capacity(masters);
         for _ in 0..masters {
-            nodes.push(cluster_node()?);
+            nodes.push(cluster_node(extra)?);
         }
         let cluster = RedisCluster { nodes };
         cluster.create()?;
@@ -103,6 +109,18 @@ impl RedisCluster {
         &self.nodes
     }
 
+    /// Kills the node on `port` with SIGKILL, as a crashed host would vanish; the cluster
+    /// has no replica to promote, so its slots stay without a master.
+    pub fn kill(&mut self, port: u16) -> io::Result<()> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .ok_or_else(|| io::Error::other(format!("no node on port {port}")))?;
+        node.kill();
+        Ok(())
+    }
+
     /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,…` naming every node.
     pub fn url(&self) -> String {
         let nodes: Vec<String> = self
@@ -146,11 +164,11 @@ impl RedisCluster {
 
 /// Starts one cluster-enabled server. The cluster bus port is chosen rather than left at
 /// port + 10000, which may be above 65535 for a port from the kernel's ephemeral range.
-fn cluster_node() -> io::Result<RedisServer> {
+fn cluster_node(extra: &[&str]) -> io::Result<RedisServer> {
     let mut last = None;
     for _ in 0..3 {
         let bus = free_port()?.to_string();
-        let options = [
+        let mut options = vec![
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -160,6 +178,7 @@ fn cluster_node() -> io::Result<RedisServer> {
             "--cluster-node-timeout",
             "2000",
         ];
+        options.extend_from_slice(extra);
         match RedisServer::start_with(&options) {
             Ok(server) => return Ok(server),
             Err(e) => last = Some(e),

@@ -24,17 +24,40 @@ local function meta_table()
   return m
 end
 
+-- Only the named fields of the queue's hash (HMGET: much cheaper than meta_table() when a
+-- script needs a few), as a table like meta_table()'s, or nil when there is no queue. Every
+-- queue's hash has every setting (create.lua writes them all), so name a setting first: its
+-- absence means the hash does not exist.
+local function queue_meta(...)
+  local names = { ... }
+  local values = redis.call('HMGET', META, unpack(names))
+  if not values[1] then
+    return nil
+  end
+  local m = {}
+  for i, name in ipairs(names) do
+    if values[i] then
+      m[name] = values[i]
+    end
+  end
+  return m
+end
+
 local function num(m, field)
   return tonumber(m[field] or '0') or 0
 end
 
-local function task_info(id)
-  local v = redis.call('HGET', TASKS, id .. ':m')
+-- A task's "priority:attempts" as two numbers (nil for none).
+local function parse_task_info(v)
   if not v then
     return nil
   end
   local p, a = string.match(v, '^(%d+):(%d+)$')
   return tonumber(p), tonumber(a)
+end
+
+local function task_info(id)
+  return parse_task_info(redis.call('HGET', TASKS, id .. ':m'))
 end
 
 local function set_task_info(id, priority, attempts)
@@ -76,11 +99,15 @@ end
 
 -- An empty queue (nothing waiting, delayed, in flight or dead) expires after its idle time;
 -- any task keeps it.
+-- (`m` needs only idle_ms; the sets are looked at only until one holds a task.)
+local function holds_tasks()
+  return redis.call('ZCARD', WAITING) > 0 or redis.call('ZCARD', INFLIGHT) > 0 or
+    redis.call('ZCARD', DELAYED) > 0 or redis.call('ZCARD', DEAD) > 0
+end
+
 local function touch(m)
   local idle = num(m, 'idle_ms')
-  local held = redis.call('ZCARD', WAITING) + redis.call('ZCARD', DELAYED) +
-    redis.call('ZCARD', INFLIGHT) + redis.call('ZCARD', DEAD)
-  if idle > 0 and held == 0 then
+  if idle > 0 and not holds_tasks() then
     redis.call('PEXPIRE', META, int(idle))
   else
     redis.call('PERSIST', META)

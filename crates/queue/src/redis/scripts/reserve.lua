@@ -3,12 +3,15 @@
 -- Returns {0} no queue, {1} paused, {2, ms until the next delayed task or -1} nothing ready,
 -- {3, ms until a token} rate-limited, or
 -- {4, id, payload, priority, attempt, started µs, lease expiry ms} a task.
-if redis.call('EXISTS', META) == 0 then
+-- The hottest script (every attempt and every idle poll): it reads only the settings it
+-- needs, and the task's payload and info in one HMGET.
+local m = queue_meta('active', 't_us', 'burst', 'vis_ms', 'max_attempts', 'idle_ms',
+  'first_start_ms')
+if not m then
   return { 0 }
 end
 local now = now_us()
 local now_ms = math.floor(now / 1000)
-local m = meta_table()
 housekeep(m, now_ms)
 if m['active'] ~= '1' then
   return { 1 }
@@ -30,7 +33,8 @@ end
 gcra_commit(TAT, t, now, 1)
 local id = first[1]
 redis.call('ZREM', WAITING, id)
-local priority, attempts = task_info(id)
+local task = redis.call('HMGET', TASKS, id, id .. ':m')
+local priority, attempts = parse_task_info(task[2])
 attempts = attempts + 1
 set_task_info(id, priority, attempts)
 local expires = now_ms + num(m, 'vis_ms')
@@ -40,4 +44,4 @@ if m['first_start_ms'] == '0' then
   redis.call('HSET', META, 'first_start_ms', int(now_ms))
 end
 redis.call('PERSIST', META)
-return { 4, id, redis.call('HGET', TASKS, id), priority, attempts, int(now), int(expires) }
+return { 4, id, task[1], priority, attempts, int(now), int(expires) }
