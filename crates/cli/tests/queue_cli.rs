@@ -269,3 +269,147 @@ fn queues_through_a_running_server_on_the_embedded_store() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// `--webhook`: 2xx is done, 503 with Retry-After waits that long, a receiver that hangs is
+/// cut off by `--timeout`, counted and retried, then dead-lettered.
+#[test]
+fn webhook_workers_honour_retry_after_and_time_out_hanging_receivers() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    type Seen = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
+    let seen: Seen = Arc::default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let hook = format!("http://{}", listener.local_addr().expect("addr"));
+    let state = seen.clone();
+    let app = axum::Router::new()
+        .route(
+            "/flaky",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let state = state.clone();
+                async move {
+                    let task = headers
+                        .get("x-tollgate-task")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut seen = state.lock().expect("lock");
+                    let attempts = seen.entry(task).or_default();
+                    attempts.push(Instant::now());
+                    if attempts.len() == 1 {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [("retry-after", "1")],
+                        )
+                            .into_response()
+                    } else {
+                        axum::http::StatusCode::OK.into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/hang",
+            axum::routing::post(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                axum::http::StatusCode::OK
+            }),
+        );
+    use axum::response::IntoResponse;
+    runtime.spawn(async move { axum::serve(listener, app).await });
+
+    let redis = RedisServer::start().expect("redis-server");
+    let url = redis.url();
+    json(
+        &url,
+        &[
+            "queue",
+            "create",
+            "100/1s",
+            "--name",
+            "hooks",
+            "--burst",
+            "10",
+            "--backoff",
+            "10ms",
+        ],
+    );
+    for n in 0..3 {
+        json(
+            &url,
+            &["queue", "push", "hooks", &format!(r#"{{"n":{n}}}"#)],
+        );
+    }
+    let report = json(
+        &url,
+        &[
+            "worker",
+            "hooks",
+            "--webhook",
+            &format!("{hook}/flaky"),
+            "--concurrency",
+            "3",
+            "--until-empty",
+        ],
+    );
+    assert_eq!(
+        (report["completed"].as_u64(), report["retried"].as_u64()),
+        (Some(3), Some(3))
+    );
+    for (task, times) in seen.lock().expect("lock").iter() {
+        assert_eq!(times.len(), 2, "{task}");
+        let waited = times[1] - times[0];
+        assert!(
+            waited.as_millis() >= 1000,
+            "{task} retried after {waited:?}, not Retry-After: 1"
+        );
+    }
+
+    json(
+        &url,
+        &[
+            "queue",
+            "create",
+            "100/1s",
+            "--name",
+            "stuck",
+            "--max-attempts",
+            "2",
+            "--backoff",
+            "10ms",
+        ],
+    );
+    json(&url, &["queue", "push", "stuck", "{}"]);
+    let started = Instant::now();
+    let report = json(
+        &url,
+        &[
+            "worker",
+            "stuck",
+            "--webhook",
+            &format!("{hook}/hang"),
+            "--timeout",
+            "300ms",
+            "--until-empty",
+        ],
+    );
+    assert_eq!(
+        (report["retried"].as_u64(), report["dead"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "a hanging receiver held the worker"
+    );
+    let dead = json(&url, &["queue", "dead", "stuck"]);
+    let error = dead["dead"][0]["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("/hang"), "{error}");
+}

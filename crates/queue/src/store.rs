@@ -47,6 +47,24 @@ pub trait QueueStore: Send + Sync + 'static {
     fn heartbeat<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, QueueResult<u64>>;
     /// Marks the task done.
     fn ack<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, QueueResult<()>>;
+    /// Marks the task done, then reserves the next task of the same queue (`lease.queue`) for
+    /// `worker`: what a worker does between two tasks. `Ok(Some(_))`: acknowledged, and what
+    /// the reserve found; `Ok(None)`: acknowledged, but the reserve failed (reserve again).
+    /// An error is the ack's: nothing was done — or, for a transient error, as with
+    /// [`ack`](QueueStore::ack), the call may still have run (a task it reserved is then
+    /// leased to no one, and runs again when the lease expires). The Redis store does both in
+    /// one script, one round trip; the default calls `ack` then
+    /// [`reserve`](QueueStore::reserve).
+    fn ack_and_reserve<'a>(
+        &'a self,
+        lease: &'a Lease,
+        worker: &'a str,
+    ) -> BoxFuture<'a, QueueResult<Option<Reservation>>> {
+        Box::pin(async move {
+            self.ack(lease).await?;
+            Ok(self.reserve(&lease.queue, worker).await.ok())
+        })
+    }
     /// Records a failed attempt: retried after `retry_after` (or the queue's backoff), or
     /// dead-lettered after the last attempt.
     fn fail<'a>(

@@ -103,6 +103,16 @@ struct Counters {
     peak_workers: AtomicU32,
 }
 
+/// What a slot does after a task.
+enum Next {
+    /// Runs this task, which the last ack reserved.
+    Task(Lease),
+    /// Waits this long (the last ack's reserve found nothing to start), then asks the store.
+    Wait(Duration),
+    /// Asks the store for a task now.
+    Ask,
+}
+
 /// A worker on one or more queues (tried in turn).
 pub struct Worker {
     store: Arc<dyn QueueStore>,
@@ -230,21 +240,48 @@ impl Worker {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut turn = 0usize;
+        let mut next = Next::Ask;
         while !*stop.borrow() {
-            let wait = if slot >= active.load(Ordering::Relaxed) {
-                Duration::from_millis(200)
-            } else {
-                match self.next_task(&mut turn).await {
+            // A worker on one queue acknowledges a task and reserves the next in one call.
+            let chain = self.queues.len() == 1 && slot < active.load(Ordering::Relaxed);
+            let wait = match std::mem::replace(&mut next, Next::Ask) {
+                Next::Task(lease) => {
+                    next = self.execute(lease, counters, chain).await;
+                    continue;
+                }
+                Next::Wait(wait) => wait,
+                Next::Ask if slot >= active.load(Ordering::Relaxed) => Duration::from_millis(200),
+                Next::Ask => match self.next_task(&mut turn).await {
                     Ok(lease) => {
-                        self.execute(lease, counters).await;
+                        next = self.execute(lease, counters, chain).await;
                         continue;
                     }
                     Err(wait) => wait,
-                }
+                },
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
+            }
+        }
+        // Stopped after an ack had reserved the next task: it is in hand, so it runs.
+        if let Next::Task(lease) = next {
+            self.execute(lease, counters, false).await;
+        }
+    }
+
+    /// What a slot does after an ack that also reserved ([`QueueStore::ack_and_reserve`]),
+    /// as [`next_task`](Self::next_task) would for one queue.
+    fn after_reserve(&self, reservation: Reservation) -> Next {
+        let wait = |ms: u64| Next::Wait(self.idle_poll.min(Duration::from_millis(ms.max(1))));
+        match reservation {
+            Reservation::Task(lease) => Next::Task(lease),
+            Reservation::RateLimited { wait_ms } => wait(wait_ms),
+            Reservation::Empty {
+                next_due_ms: Some(due),
+            } => wait(due),
+            Reservation::Empty { next_due_ms: None } | Reservation::Paused => {
+                Next::Wait(self.idle_poll)
             }
         }
     }
@@ -274,7 +311,9 @@ impl Worker {
         Err(wait)
     }
 
-    async fn execute(&self, lease: Lease, counters: &Counters) {
+    /// Runs a task and reports its outcome. With `chain`, a success is reported with
+    /// [`QueueStore::ack_and_reserve`], and what it reserved is what the slot does next.
+    async fn execute(&self, lease: Lease, counters: &Counters, chain: bool) -> Next {
         let started = tokio::time::Instant::now();
         debug!(
             queue = lease.queue,
@@ -289,7 +328,19 @@ impl Worker {
         let old = counters.service_us.load(Ordering::Relaxed);
         let avg = if old == 0 { took } else { (old * 7 + took) / 8 };
         counters.service_us.store(avg.max(1), Ordering::Relaxed);
+        let mut next = Next::Ask;
         let result = match &outcome {
+            Ok(()) if chain => match self.store.ack_and_reserve(&lease, &self.id).await {
+                Ok(reservation) => {
+                    next = reservation.map_or(Next::Ask, |r| self.after_reserve(r));
+                    Ok(None)
+                }
+                // Perhaps not acknowledged: acknowledge as without `chain`.
+                Err(e) if e.is_transient() => {
+                    self.settle(|| self.store.ack(&lease)).await.map(|()| None)
+                }
+                Err(e) => Err(e),
+            },
             Ok(()) => self.settle(|| self.store.ack(&lease)).await.map(|()| None),
             Err(e) => self
                 .settle(|| self.store.fail(&lease, &e.message, e.retry_after))
@@ -312,6 +363,7 @@ impl Worker {
                 counters.lost.fetch_add(1, Ordering::Relaxed)
             }
         };
+        next
     }
 
     /// Renews the lease every third of the visibility timeout until aborted.

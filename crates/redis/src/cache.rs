@@ -29,10 +29,12 @@
 //! [`check_timed`](crate::RedisStore::check_timed) always go to Redis.
 //!
 //! A cached answer carries the fields Redis would give if nothing else had happened since the
-//! denial, taken on the safe side: `allowed: false`, `limit`, `remaining` never above
-//! Redis's, `retry_after_ms` and `reset_after_ms` never below, all shrinking with time.
-//! Traffic from other hosts since the denial can only make Redis's own answer later, and the
-//! next answer from Redis (once the entry has expired) says so.
+//! latest answer this store had from Redis for the key, taken on the safe side:
+//! `allowed: false`, `limit`, `remaining` never above Redis's, `retry_after_ms` and
+//! `reset_after_ms` never below, all shrinking with time. (An admission through this store
+//! refreshes a key's entry, or drops it where it proves nothing, as for `sliding-window`; it
+//! never adds one.) Traffic from other hosts since can only make Redis's own answer later,
+//! and the next answer from Redis (once the entry has expired) says so.
 //!
 //! # What it cannot see
 //!

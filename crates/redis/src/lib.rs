@@ -62,6 +62,11 @@
 //!   them the same hash tag, e.g. {user:1}:global"). [`keys::slot`] tells which slot a key
 //!   is in. Scripts are loaded on every primary at connect, and a node that lost them
 //!   (restarted, `SCRIPT FLUSH`, a promoted replica) gets them back on its first `NOSCRIPT`.
+//!   A master that dies fails the calls on its slots (transient errors, within the command
+//!   timeout); the other masters go on answering theirs until Redis itself stops them
+//!   (`CLUSTERDOWN` once the dead master is marked failed, unless the cluster runs with
+//!   `cluster-require-full-coverage no`). Behind [`Guarded`], set
+//!   [`GuardConfig::breaker_per_slot`] so that its breaker does not stop them either.
 //! - `redis+sentinel://[USER:PASSWORD@]H1:P1,H2:P2/MASTER[/DB]`: the master that the
 //!   sentinels (default port 26379) know as `MASTER`. The store asks the sentinels, connects
 //!   to the address named and checks with `ROLE` that it is a master; the credentials are
@@ -74,6 +79,12 @@
 //!   sentinels' newest configuration names, which catches a failover whose old master is
 //!   still up and accepting writes. The state written before a failover survives only if
 //!   it had reached the replica: Redis replication is asynchronous.
+//!
+//! # Over-limit cache
+//!
+//! With [`RedisConfig::over_limit_cache`], a key that Redis has just denied is answered
+//! without a round trip for as long as that denial proves Redis would deny it too: only ever
+//! a denial, exact by construction (the argument and its limits are in [`cache`]).
 //!
 //! # Failures
 //!

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::limit;
-use tollgate_core::{Algorithm, Limit};
+use tollgate_core::{Algorithm, Limit, Store as _};
 use tollgate_redis::guard::{GuardConfig, Guarded, OnStoreFailure, Source};
 use tollgate_redis::keys::slot;
 use tollgate_redis::{RedisConfig, RedisStore};
@@ -167,6 +167,18 @@ async fn a_killed_master_fails_only_its_own_keys_over_to_the_policy() {
         .map(str::to_string)
         .expect("the dead master is listed");
     assert!(line.contains("master,fail "), "{line}");
+    // The dead master's slots are the ones whose breakers are open; the store's own breaker
+    // (and PING, which redis-rs does not send to every master) did not notice.
+    let dead_slots: BTreeSet<u16> = (0..keys.len())
+        .filter(|&k| owner[k] == victim)
+        .map(|k| slot(&keys[k].0))
+        .collect();
+    let health = store.health();
+    assert!(
+        (1..=dead_slots.len() as u64).contains(&health.open_slots),
+        "{health:?}"
+    );
+    store.ping().await.expect("PING still answered");
 
     let dead = |s: &Sample| owner[s.key] == victim;
     let slowest = samples.iter().map(|s| s.took).max().unwrap_or_default();

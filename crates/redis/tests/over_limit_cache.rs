@@ -49,6 +49,8 @@ async fn compare_with_redis(server: &RedisServer, l: Limit, costs: &[u64], run: 
         .await
         .expect("spends it");
     let (mut answered, mut admitted) = (0, 0);
+    // The longest round trip of a check the cache sent to Redis (and may have learned from).
+    let mut longest = Duration::ZERO;
     let started = Instant::now();
     let mut i = 0usize;
     while started.elapsed() < run {
@@ -59,6 +61,7 @@ async fn compare_with_redis(server: &RedisServer, l: Limit, costs: &[u64], run: 
         let asked = Instant::now();
         let d = cache.check(&key, &l, cost).await.expect("decides");
         if hits(&cache) == hits_before {
+            longest = longest.max(asked.elapsed());
             admitted += u64::from(d.allowed);
             continue;
         }
@@ -94,9 +97,10 @@ async fn compare_with_redis(server: &RedisServer, l: Limit, costs: &[u64], run: 
             d.reset_after_ms >= after.reset_after_ms,
             "{l}: {d:?} vs {after:?}"
         );
-        // And not much longer: the first call's round trip, rounding, the time between.
+        // And not much longer: the round trip it learned from, rounding, the time between.
+        let slack = gap + longest.as_millis() as u64 + 3;
         assert!(
-            d.retry_after_ms <= after.retry_after_ms + gap + 100,
+            d.retry_after_ms <= after.retry_after_ms + slack,
             "{l}: {d:?} vs {after:?} {gap} ms later"
         );
     }
@@ -207,7 +211,7 @@ async fn a_reset_here_clears_the_cache_and_one_elsewhere_waits_for_the_retry_tim
 
     // A reset through another store: this one's cache denies until the retry time (the
     // documented limit), and not after it.
-    let l = limit("1/400ms", Algorithm::Gcra, None);
+    let l = limit("1/s", Algorithm::Gcra, None);
     assert!(cache.check("there", &l, 1).await.expect("ok").allowed);
     let denied = cache.check("there", &l, 1).await.expect("denied");
     let learned = Instant::now();

@@ -45,6 +45,7 @@ pub struct Metrics {
     fallback_decisions: Counter,
     breaker_opened: Counter,
     over_limit_cache_hits: Counter,
+    open_slots: Gauge,
     /// The guard's totals at the last scrape, to turn them into counter increments.
     seen: std::sync::Mutex<(u64, u64, u64)>,
     registry: Registry,
@@ -129,7 +130,14 @@ impl Default for Metrics {
             "Checks the Redis over-limit cache denied without a round trip",
             over_limit_cache_hits.clone(),
         );
+        let open_slots = Gauge::default();
+        registry.register(
+            "store_breaker_open_slots",
+            "Redis Cluster hash slots whose circuit breakers are open now",
+            open_slots.clone(),
+        );
         Metrics {
+            open_slots,
             by_policy: std::sync::RwLock::default(),
             breaker_state,
             fallback_decisions,
@@ -213,6 +221,8 @@ impl Metrics {
                     .get_or_create(&StateLabels { state })
                     .set(on);
             }
+            self.open_slots
+                .set(i64::try_from(h.open_slots).unwrap_or(i64::MAX));
             if let Ok(mut seen) = self.seen.lock() {
                 self.fallback_decisions
                     .inc_by(h.fallback_decisions_total.saturating_sub(seen.0));

@@ -35,8 +35,8 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tollgate_queue::worker::{JobError, Worker};
 use tollgate_queue::{
-    BoxFuture, DeadTask, FailOutcome, Lease, NewTask, QueueResult, QueueSpec, QueueStats,
-    QueueStore, QueueUpdate, RedisQueues, Reservation,
+    BoxFuture, DeadTask, FailOutcome, Lease, NewTask, QueueError, QueueResult, QueueSpec,
+    QueueStats, QueueStore, QueueUpdate, RedisQueues, Reservation,
 };
 use tollgate_redis::{RedisConfig, RedisStore, Topology};
 
@@ -146,6 +146,7 @@ struct Calls {
     target: u64,
     reserves: AtomicU64,
     reserved: AtomicU64,
+    ack_reserves: AtomicU64,
     rate_limited: AtomicU64,
     acks: AtomicU64,
     fails: AtomicU64,
@@ -178,6 +179,7 @@ impl Calls {
             "reserve": get(&self.reserves),
             "reserve_got_task": get(&self.reserved),
             "reserve_rate_limited": get(&self.rate_limited),
+            "ack_and_reserve": get(&self.ack_reserves),
             "ack": get(&self.acks),
             "fail": get(&self.fails),
             "heartbeat": get(&self.heartbeats),
@@ -197,6 +199,31 @@ impl Counted {
     fn note_error<T>(&self, r: &QueueResult<T>) {
         if r.is_err() {
             self.calls.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn note_reserve(&self, r: Result<&Reservation, &QueueError>) {
+        self.calls.reserves.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(Reservation::Task(_)) => {
+                self.calls.reserved.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Reservation::RateLimited { .. }) => {
+                self.calls.rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.calls.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn note_ack(&self) {
+        let now = self.calls.since_base_us();
+        self.calls.last_ack_us.fetch_max(now, Ordering::Relaxed);
+        let acked = self.calls.acks.fetch_add(1, Ordering::Relaxed) + 1;
+        if acked == self.calls.target {
+            self.calls.done.notify_one();
         }
     }
 }
@@ -234,16 +261,7 @@ impl QueueStore for Counted {
     ) -> BoxFuture<'a, QueueResult<Reservation>> {
         Box::pin(async move {
             let r = self.inner.reserve(queue, worker).await;
-            self.calls.reserves.fetch_add(1, Ordering::Relaxed);
-            match &r {
-                Ok(Reservation::Task(_)) => {
-                    self.calls.reserved.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Reservation::RateLimited { .. }) => {
-                    self.calls.rate_limited.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => self.note_error(&r),
-            }
+            self.note_reserve(r.as_ref());
             r
         })
     }
@@ -259,16 +277,34 @@ impl QueueStore for Counted {
         Box::pin(async move {
             let r = self.inner.ack(lease).await;
             if r.is_ok() {
-                let now = self.calls.since_base_us();
-                self.calls.last_ack_us.fetch_max(now, Ordering::Relaxed);
-                let acked = self.calls.acks.fetch_add(1, Ordering::Relaxed) + 1;
-                if acked == self.calls.target {
-                    self.calls.done.notify_one();
-                }
+                self.note_ack();
             } else {
                 self.note_error(&r);
             }
             r
+        })
+    }
+    fn ack_and_reserve<'a>(
+        &'a self,
+        lease: &'a Lease,
+        worker: &'a str,
+    ) -> BoxFuture<'a, QueueResult<Option<Reservation>>> {
+        Box::pin(async move {
+            self.calls.ack_reserves.fetch_add(1, Ordering::Relaxed);
+            let r = self.inner.ack_and_reserve(lease, worker).await;
+            match r {
+                Ok(reservation) => {
+                    self.note_ack();
+                    if let Some(reservation) = &reservation {
+                        self.note_reserve(Ok(reservation));
+                    }
+                    Ok(reservation)
+                }
+                Err(e) => {
+                    self.calls.errors.fetch_add(1, Ordering::Relaxed);
+                    Err(e)
+                }
+            }
         })
     }
     fn fail<'a>(

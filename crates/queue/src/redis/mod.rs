@@ -40,6 +40,7 @@ static CREATE: LazyLock<LuaScript> = script!("create.lua");
 static PUSH: LazyLock<LuaScript> = script!("push.lua");
 static RESERVE: LazyLock<LuaScript> = script!("reserve.lua");
 static ACK: LazyLock<LuaScript> = script!("ack.lua");
+static ACK_RESERVE: LazyLock<LuaScript> = script!("ack_reserve.lua");
 static HEARTBEAT: LazyLock<LuaScript> = script!("heartbeat.lua");
 static FAIL: LazyLock<LuaScript> = script!("fail.lua");
 static STATS: LazyLock<LuaScript> = script!("stats.lua");
@@ -266,6 +267,23 @@ impl RedisQueues {
         }
     }
 
+    /// ack.lua then reserve.lua on the lease's queue, as one script: one round trip.
+    async fn ack_and_reserve_lease(&self, lease: &Lease) -> QueueResult<Option<Reservation>> {
+        let args = [arg(&lease.task), arg(lease.attempt)];
+        let reply = self
+            .run(
+                &ACK_RESERVE,
+                &lease.queue,
+                &args,
+                "acknowledge a task and reserve the next",
+            )
+            .await?;
+        match reply.int_at(0)? {
+            5 => Err(lease_lost(lease)),
+            _ => reply.reservation(&lease.queue).map(Some),
+        }
+    }
+
     async fn fail_lease(
         &self,
         lease: &Lease,
@@ -336,6 +354,13 @@ impl QueueStore for RedisQueues {
     }
     fn ack<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, QueueResult<()>> {
         Box::pin(self.ack_lease(lease))
+    }
+    fn ack_and_reserve<'a>(
+        &'a self,
+        lease: &'a Lease,
+        _worker: &'a str,
+    ) -> BoxFuture<'a, QueueResult<Option<Reservation>>> {
+        Box::pin(self.ack_and_reserve_lease(lease))
     }
     fn fail<'a>(
         &'a self,

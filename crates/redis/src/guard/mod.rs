@@ -15,6 +15,14 @@
 //!   call, so the count trips as fast as a ratio would and needs no window to tune; a store
 //!   that fails one call in ten is flaky, not down, and each of those failures is answered
 //!   by the policy anyway.
+//!
+//!   With [`GuardConfig::breaker_per_slot`] (for a Redis Cluster) there is one such breaker
+//!   per hash slot, chosen by the key ([`keys::slot`](crate::keys::slot); a batch by its
+//!   first key, since a cluster batch is one slot): a master that is down opens the breakers
+//!   of the slots it serves as their keys fail, and the other masters' keys go on being
+//!   decided. The store-wide breaker then guards `ping` alone. Slot breakers log their
+//!   transitions at `debug` (thousands may move at once); [`StoreHealth::open_slots`] counts
+//!   those open.
 //! - **An [`OnStoreFailure`] policy**, which answers a check that the store failed or the
 //!   breaker kept from it.
 //!

@@ -125,3 +125,61 @@ local function held(id, attempt)
   end
   return p
 end
+
+-- ack.lua's work, once the queue is known to exist (`m` needs idle_ms): the lease (id,
+-- attempt) is done. Returns 1, or 0 when the lease is not the caller's any more.
+local function ack_lease(m, id, attempt, now_ms)
+  if not held(id, attempt) then
+    return 0
+  end
+  redis.call('ZREM', INFLIGHT, id)
+  forget_task(id)
+  redis.call('HINCRBY', META, 'completed', 1)
+  redis.call('HSET', META, 'last_done_ms', int(now_ms))
+  touch(m)
+  return 1
+end
+
+-- The fields of the queue's hash reserve_task needs (read by one HMGET: queue_meta).
+local RESERVE_FIELDS = { 'active', 't_us', 'burst', 'vis_ms', 'max_attempts', 'idle_ms',
+  'first_start_ms' }
+
+-- reserve.lua's work, once the queue is known to exist: a token, the highest-priority ready
+-- task and a lease on it, at `now` (µs). Returns reserve.lua's reply.
+local function reserve_task(m, now)
+  local now_ms = math.floor(now / 1000)
+  housekeep(m, now_ms)
+  if m['active'] ~= '1' then
+    return { 1 }
+  end
+  local first = redis.call('ZRANGE', WAITING, 0, 0)
+  if #first == 0 then
+    local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+    touch(m)
+    if #d == 0 then
+      return { 2, -1 }
+    end
+    return { 2, math.max(tonumber(d[2]) - now_ms, 0) }
+  end
+  local t, burst = num(m, 't_us'), num(m, 'burst')
+  local decision = gcra_eval(TAT, t, burst, now, 1, 0)
+  if decision[1] == 0 then
+    return { 3, decision[4] }
+  end
+  gcra_commit(TAT, t, now, 1)
+  local id = first[1]
+  redis.call('ZREM', WAITING, id)
+  -- The payload and the info in one read.
+  local task = redis.call('HMGET', TASKS, id, id .. ':m')
+  local priority, attempts = parse_task_info(task[2])
+  attempts = attempts + 1
+  set_task_info(id, priority, attempts)
+  local expires = now_ms + num(m, 'vis_ms')
+  redis.call('ZADD', INFLIGHT, int(expires), id)
+  redis.call('HINCRBY', META, 'started', 1)
+  if m['first_start_ms'] == '0' then
+    redis.call('HSET', META, 'first_start_ms', int(now_ms))
+  end
+  redis.call('PERSIST', META)
+  return { 4, id, task[1], priority, attempts, int(now), int(expires) }
+end
