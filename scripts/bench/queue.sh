@@ -344,7 +344,11 @@ ratio = med["tollgate"] / best_bull if best_bull else float("inf")
 print(f"- tollgate / BullMQ (its faster setting), medians: {ratio:.2f}x — "
       f"{'TARGET MET' if ratio >= 2 else 'TARGET NOT MET'} (target >= 2x)")
 for k, label in impls[1:]:
-    print(f"- tollgate / {label}: {med['tollgate'] / med[k]:.2f}x")
+    per_round = [t["tasks_per_sec"] / b["tasks_per_sec"] for t, b in zip(runs["tollgate"], runs[k])]
+    print(f"- tollgate / {label}: {med['tollgate'] / med[k]:.2f}x of the medians; round by round "
+          f"{' / '.join(f'{x:.2f}' for x in per_round)} (median {statistics.median(per_round):.2f}x)")
+print("- Redis CPU µs/task, round by round: " + "; ".join(
+    f"{label} " + " / ".join(f"{r['redis']['cpu_usec_per_task']:.0f}" for r in runs[k]) for k, label in impls))
 bad = [(k, r["label"]) for k, _ in impls for r in runs[k]
        if r["completed"] != r["tasks"] or r.get("lost", 0) or r.get("failed", 0) or r.get("ran_twice", 0)]
 print(f"- every run completed every task exactly once: {'yes' if not bad else 'NO: ' + str(bad)}")

@@ -26,4 +26,6 @@ on_memory!(
     bad_input_is_refused,
     idle_empty_queues_expire,
     nothing_is_lost_under_concurrency,
+    ack_and_reserve_chains,
+    due_while_leased,
 );

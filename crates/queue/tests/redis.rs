@@ -34,6 +34,8 @@ on_redis!(
     bad_input_is_refused,
     idle_empty_queues_expire,
     nothing_is_lost_under_concurrency,
+    ack_and_reserve_chains,
+    due_while_leased,
 );
 
 /// With AOF (fsync always), a Redis killed and restarted has every task, lease and count.

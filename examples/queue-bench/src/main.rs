@@ -331,6 +331,20 @@ impl QueueStore for Counted {
     }
 }
 
+/// Returns when the last ack came back, or, should some ack have failed (a call that timed
+/// out and was refused when tried again: counted as lost), when the queue has nothing left.
+async fn drained(calls: &Calls, queues: &RedisQueues, queue: &str) {
+    loop {
+        tokio::select! {
+            _ = calls.done.notified() => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        if queues.stats(queue).await.is_ok_and(|s| s.backlog() == 0) {
+            return;
+        }
+    }
+}
+
 // --- Redis's side --------------------------------------------------------------------------
 
 /// Redis's counters at one moment: per command (calls, µs), and its CPU seconds.
@@ -512,15 +526,12 @@ async fn throughput(args: ThroughputArgs) -> anyhow::Result<serde_json::Value> {
     // The handler's first call, µs after `base` (u64::MAX: none yet); attempts after the
     // first (a task run twice).
     let first_start = Arc::new(AtomicU64::new(u64::MAX));
-    let redis_first_us = Arc::new(AtomicU64::new(u64::MAX));
     let repeats = Arc::new(AtomicU64::new(0));
     let handler = {
-        let (first_start, redis_first_us, repeats) =
-            (first_start.clone(), redis_first_us.clone(), repeats.clone());
+        let (first_start, repeats) = (first_start.clone(), repeats.clone());
         move |lease: Lease| {
             let at = u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX);
             first_start.fetch_min(at, Ordering::Relaxed);
-            redis_first_us.fetch_min(lease.started_us, Ordering::Relaxed);
             if lease.attempt > 1 {
                 repeats.fetch_add(1, Ordering::Relaxed);
             }
@@ -533,10 +544,10 @@ async fn throughput(args: ThroughputArgs) -> anyhow::Result<serde_json::Value> {
     let worker = Worker::new(store, vec![name.clone()], handler)
         .concurrency(args.concurrency)
         .id("queue-bench");
-    let done = calls.clone();
+    let (done, watcher, watched) = (calls.clone(), queues.clone(), name.clone());
     let report = tokio::time::timeout(
         Duration::from_secs(args.common.timeout),
-        worker.run(async move { done.done.notified().await }),
+        worker.run(async move { drained(&done, &watcher, &watched).await }),
     )
     .await
     .map_err(|_| {
@@ -682,7 +693,7 @@ async fn precision(args: PrecisionArgs) -> anyhow::Result<serde_json::Value> {
     }
     let waited = tokio::time::timeout(
         Duration::from_secs(args.common.timeout),
-        calls.done.notified(),
+        drained(&calls, &queues, &name),
     )
     .await;
     let _ = stop.send(true);

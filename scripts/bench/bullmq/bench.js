@@ -180,10 +180,11 @@ async function throughput(opts) {
   worker.on('completed', () => {
     lastDone = performance.now();
     completed += 1;
-    if (completed === tasks) resolveDone();
+    if (completed + failed === tasks) resolveDone();
   });
   worker.on('failed', () => {
     failed += 1;
+    if (completed + failed === tasks) resolveDone();
   });
   worker.on('error', (e) => process.stderr.write(`worker error: ${e}\n`));
   await worker.waitUntilReady();
@@ -287,10 +288,11 @@ async function precision(opts) {
     );
     worker.on('completed', () => {
       completed += 1;
-      if (completed === tasks) resolveDone();
+      if (completed + failed === tasks) resolveDone();
     });
     worker.on('failed', () => {
       failed += 1;
+      if (completed + failed === tasks) resolveDone();
     });
     worker.on('error', (e) => process.stderr.write(`worker error: ${e}\n`));
     await worker.waitUntilReady();

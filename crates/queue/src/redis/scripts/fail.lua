@@ -29,4 +29,5 @@ else
   delay = fixed + math.min(math.floor((full - fixed) * tonumber(ARGV[5])), full - fixed)
 end
 redis.call('ZADD', DELAYED, int(now_ms + delay), id)
+note_due(now_ms + delay)
 return { 1, int(delay) }

@@ -13,6 +13,7 @@ redis.call('HSET', TASKS, id, ARGV[1])
 set_task_info(id, priority, 0)
 if delay > 0 then
   redis.call('ZADD', DELAYED, int(now_ms + delay), id)
+  note_due(now_ms + delay)
 else
   redis.call('ZADD', WAITING, int(-priority), id)
 end

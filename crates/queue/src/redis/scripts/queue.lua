@@ -12,6 +12,18 @@
 local META, WAITING, DELAYED, INFLIGHT, DEAD, TASKS, TAT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
+-- common.lua's int() for the whole numbers these scripts write (times, ids, counters,
+-- priorities): '%d' when the number is whole and exact (|n| < 2^53), which spares the
+-- multi-precision work of '%.0f' (a few percent of a reserve); anything else goes to
+-- common.lua's int(). The text is the same but for -0, written "0", the same score.
+local exact_int = int
+local function int(n)
+  if n % 1 == 0 and n > -9007199254740992 and n < 9007199254740992 then
+    return string.format('%d', n)
+  end
+  return exact_int(n)
+end
+
 -- At most this many delayed or expired tasks are moved per call: a script must stay short.
 local HOUSEKEEP_BATCH = 1000
 
@@ -97,6 +109,19 @@ local function housekeep(m, now_ms)
   end
 end
 
+-- housekeep() has work only once the earliest delayed task is due or the earliest lease has
+-- expired. The queue's hash keeps hk_ms, a time at or before both (missing: 0), which every
+-- script that adds to the delayed or in-flight set lowers (note_due), so a reserve skips the
+-- housekeeping until then: the same as housekeeping every time, for less.
+local NEVER = 9007199254740991
+
+-- A task went into the delayed or in-flight set with score `due` (ms): lowers hk_ms to it.
+local function note_due(due)
+  if (tonumber(redis.call('HGET', META, 'hk_ms') or '0') or 0) > due then
+    redis.call('HSET', META, 'hk_ms', int(due))
+  end
+end
+
 -- An empty queue (nothing waiting, delayed, in flight or dead) expires after its idle time;
 -- any task keeps it.
 -- (`m` needs only idle_ms; the sets are looked at only until one holds a task.)
@@ -126,29 +151,64 @@ local function held(id, attempt)
   return p
 end
 
--- ack.lua's work, once the queue is known to exist (`m` needs idle_ms): the lease (id,
--- attempt) is done. Returns 1, or 0 when the lease is not the caller's any more.
-local function ack_lease(m, id, attempt, now_ms)
-  if not held(id, attempt) then
+-- The hot scripts (ack, reserve) gather their writes to the queue's hash in a list `w`
+-- (field, value, ...) and make them with one HSET at the end; a counter is the value read
+-- at the start (queue_meta) plus one, which the script's atomicity makes exact.
+local function write_meta(w)
+  if #w > 0 then
+    redis.call('HSET', META, unpack(w))
+  end
+end
+
+local function add_write(w, field, value)
+  w[#w + 1] = field
+  w[#w + 1] = value
+end
+
+-- ack.lua's work, once the queue is known to exist (`m` from queue_meta with idle_ms and
+-- completed): the lease (id, attempt) is done. Returns 1, or 0 when the lease is not the
+-- caller's any more (the task not in flight at that attempt: nothing is done). Its writes
+-- to the hash go to `w`; touch(m) is the caller's.
+local function ack_lease(m, w, id, attempt, now_ms)
+  local _, a = task_info(id)
+  -- held(), with the ZREM telling whether the task was in flight.
+  if a ~= attempt or redis.call('ZREM', INFLIGHT, id) == 0 then
     return 0
   end
-  redis.call('ZREM', INFLIGHT, id)
   forget_task(id)
-  redis.call('HINCRBY', META, 'completed', 1)
-  redis.call('HSET', META, 'last_done_ms', int(now_ms))
-  touch(m)
+  add_write(w, 'completed', int(num(m, 'completed') + 1))
+  add_write(w, 'last_done_ms', int(now_ms))
   return 1
 end
 
--- The fields of the queue's hash reserve_task needs (read by one HMGET: queue_meta).
+-- The fields of the queue's hash reserve_task needs (one HMGET: queue_meta), a setting first.
 local RESERVE_FIELDS = { 'active', 't_us', 'burst', 'vis_ms', 'max_attempts', 'idle_ms',
-  'first_start_ms' }
+  'first_start_ms', 'started', 'hk_ms' }
+
+-- housekeep() when something may be due (hk_ms), then hk_ms anew: the earliest score left in
+-- the delayed and in-flight sets (NEVER for none). `m` from queue_meta; writes go to `w`.
+local function housekeep_if_due(m, w, now_ms)
+  if num(m, 'hk_ms') > now_ms then
+    return
+  end
+  housekeep(m, now_ms)
+  local hk = NEVER
+  for _, set in ipairs({ DELAYED, INFLIGHT }) do
+    local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+    if first[2] then
+      hk = math.min(hk, tonumber(first[2]))
+    end
+  end
+  m['hk_ms'] = int(hk)
+  add_write(w, 'hk_ms', m['hk_ms'])
+end
 
 -- reserve.lua's work, once the queue is known to exist: a token, the highest-priority ready
--- task and a lease on it, at `now` (µs). Returns reserve.lua's reply.
-local function reserve_task(m, now)
+-- task and a lease on it, at `now` (µs). Returns reserve.lua's reply; its writes to the hash
+-- go to `w`.
+local function reserve_task(m, w, now)
   local now_ms = math.floor(now / 1000)
-  housekeep(m, now_ms)
+  housekeep_if_due(m, w, now_ms)
   if m['active'] ~= '1' then
     return { 1 }
   end
@@ -176,9 +236,13 @@ local function reserve_task(m, now)
   set_task_info(id, priority, attempts)
   local expires = now_ms + num(m, 'vis_ms')
   redis.call('ZADD', INFLIGHT, int(expires), id)
-  redis.call('HINCRBY', META, 'started', 1)
+  if num(m, 'hk_ms') > expires then
+    m['hk_ms'] = int(expires)
+    add_write(w, 'hk_ms', m['hk_ms'])
+  end
+  add_write(w, 'started', int(num(m, 'started') + 1))
   if m['first_start_ms'] == '0' then
-    redis.call('HSET', META, 'first_start_ms', int(now_ms))
+    add_write(w, 'first_start_ms', int(now_ms))
   end
   redis.call('PERSIST', META)
   return { 4, id, task[1], priority, attempts, int(now), int(expires) }

@@ -9,4 +9,7 @@ local m = queue_meta(unpack(RESERVE_FIELDS))
 if not m then
   return { 0 }
 end
-return reserve_task(m, now_us())
+local w = {}
+local reply = reserve_task(m, w, now_us())
+write_meta(w)
+return reply
