@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod config_cmd;
+mod monitor;
 mod plan_cmd;
 mod queue;
 mod replay;
@@ -46,6 +47,8 @@ enum Command {
     Worker(worker_cmd::Args),
     /// Plan a backlog: workers needed and finish time under a rate and a deadline.
     Plan(plan_cmd::Args),
+    /// Watch a running server: live in the terminal, or one plain-text report (--once).
+    Monitor(monitor::Args),
 }
 
 /// The exit status for any error; clap uses the same for usage errors.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Queue(args) => queue::run(args),
         Command::Worker(args) => worker_cmd::run(args),
         Command::Plan(args) => plan_cmd::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -28,6 +28,8 @@ pub(crate) struct Inner {
 pub struct UnifiedRateController {
     inner: Arc<Inner>,
     monitor: Mutex<Option<JoinHandle<()>>>,
+    /// The task of [`report_to`](Self::report_to), if one runs.
+    pub(crate) reporter: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for UnifiedRateController {
@@ -76,7 +78,13 @@ impl UnifiedRateController {
                 state,
             }),
             monitor: Mutex::new(None),
+            reporter: Mutex::new(None),
         }
+    }
+
+    /// What the reporting task holds: it stops once the controller is dropped.
+    pub(crate) fn weak_inner(&self) -> Weak<Inner> {
+        Arc::downgrade(&self.inner)
     }
 
     /// The configuration.
@@ -286,13 +294,7 @@ impl UnifiedRateController {
     /// A snapshot of usage, queues, tier and counters. In shared mode it first reads the
     /// shared usage from the store (keeping the last known usage if the store fails).
     pub async fn get_stats(&self) -> ControllerStats {
-        self.inner.refresh_shared_usage().await;
-        let mut st = self.inner.state.lock();
-        let events = st.observe(&self.inner.config, Instant::now());
-        let stats = st.stats(&self.inner.config);
-        drop(st);
-        events.emit();
-        stats
+        self.inner.stats().await
     }
 
     /// The interval between market scans: [`scan_interval`](ControllerConfig::scan_interval)
@@ -322,6 +324,9 @@ impl UnifiedRateController {
 impl Drop for UnifiedRateController {
     fn drop(&mut self) {
         if let Some(handle) = self.monitor.lock().take() {
+            handle.abort();
+        }
+        if let Some(handle) = self.reporter.lock().take() {
             handle.abort();
         }
     }
@@ -404,6 +409,19 @@ impl Drop for Dequeue<'_> {
 }
 
 /// The monitoring task: a cycle every `every` while the controller lives.
+impl Inner {
+    /// See [`UnifiedRateController::get_stats`].
+    pub(crate) async fn stats(&self) -> ControllerStats {
+        self.refresh_shared_usage().await;
+        let mut st = self.state.lock();
+        let events = st.observe(&self.config, Instant::now());
+        let stats = st.stats(&self.config);
+        drop(st);
+        events.emit();
+        stats
+    }
+}
+
 async fn monitor(inner: Weak<Inner>, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -100,6 +100,7 @@ mod error;
 mod events;
 mod permit;
 mod queue;
+mod report;
 mod shared;
 mod state;
 mod stats;
@@ -112,6 +113,7 @@ pub use config::{CategoryShares, ControllerConfig, ControllerConfigBuilder, Tier
 pub use controller::UnifiedRateController;
 pub use error::{ConfigError, ControllerError};
 pub use permit::Permit;
+pub use report::{MIN_REPORT_INTERVAL, ReportError};
 pub use shared::SharedBudget;
 pub use stats::{CategoryUsage, ControllerStats, RequestRecord};
 pub use types::{OperationCategory, PerPriority, Priority, ThrottleState};

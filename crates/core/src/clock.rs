@@ -17,13 +17,11 @@ pub trait Clock: Send + Sync + 'static {
 
 /// The machine's clock, monotonic: the wall time read once at creation, advanced by a
 /// monotonic counter (TSC where available), so it never steps back when NTP adjusts the wall
-/// clock. Cloning shares the anchor.
+/// clock. Clones keep the same anchor.
 #[derive(Clone)]
 pub struct SystemClock {
-    inner: Arc<SystemInner>,
-}
-
-struct SystemInner {
+    // Held inline rather than behind an `Arc`: the anchor never changes, so a copy is as good
+    // as a share, and reading the time costs no pointer chase (it is on every check's path).
     clock: quanta::Clock,
     anchor_raw: u64,
     anchor_unix: Nanos,
@@ -38,11 +36,9 @@ impl SystemClock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         SystemClock {
-            inner: Arc::new(SystemInner {
-                clock,
-                anchor_raw,
-                anchor_unix,
-            }),
+            clock,
+            anchor_raw,
+            anchor_unix,
         }
     }
 }
@@ -56,7 +52,7 @@ impl Default for SystemClock {
 impl std::fmt::Debug for SystemClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SystemClock")
-            .field("anchor_unix", &self.inner.anchor_unix)
+            .field("anchor_unix", &self.anchor_unix)
             .finish()
     }
 }
@@ -64,11 +60,8 @@ impl std::fmt::Debug for SystemClock {
 impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Nanos {
-        let inner = &*self.inner;
-        let elapsed = inner
-            .clock
-            .delta_as_nanos(inner.anchor_raw, inner.clock.raw());
-        inner.anchor_unix.saturating_add(elapsed)
+        let elapsed = self.clock.delta_as_nanos(self.anchor_raw, self.clock.raw());
+        self.anchor_unix.saturating_add(elapsed)
     }
 }
 
@@ -126,5 +119,52 @@ impl<C: Clock> Clock for Arc<C> {
 /// Nanoseconds to whole milliseconds, rounded up: a wait reported in ms is never too short.
 #[inline]
 pub fn ceil_ms(ns: u64) -> u64 {
-    ns.div_ceil(1_000_000)
+    // (ns + 999,999) / 10^6 is an add and a multiply-high; `div_ceil` also tests the
+    // remainder. Only the last million values of u64 would wrap; they take `div_ceil`.
+    match ns.checked_add(999_999) {
+        Some(up) => up / 1_000_000,
+        None => ns.div_ceil(1_000_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceil_ms_rounds_up_everywhere_including_the_top_of_u64() {
+        let mut probes = vec![0, 1, 999_999, 1_000_000, 1_000_001, 1_999_999, 2_000_000];
+        // The last million values take the other branch; the edge on both sides.
+        let edge = u64::MAX - 999_999;
+        probes.extend([
+            edge - 1,
+            edge,
+            edge + 1,
+            u64::MAX - 551_615,
+            u64::MAX - 1,
+            u64::MAX,
+        ]);
+        probes.extend((0..2000u64).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        for ns in probes {
+            assert_eq!(ceil_ms(ns), ns.div_ceil(1_000_000), "{ns}");
+        }
+        assert_eq!(ceil_ms(u64::MAX), 18_446_744_073_710);
+    }
+
+    #[test]
+    fn system_clock_clones_keep_the_anchor_and_never_step_back() {
+        let clock = SystemClock::new();
+        let copy = clock.clone();
+        let (a, b, c) = (clock.now(), copy.now(), clock.now());
+        assert!(a <= b && b <= c, "{a} {b} {c}");
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        // Anchored to the wall clock: within a minute of it.
+        assert!(
+            u128::from(c).abs_diff(wall) < 60_000_000_000,
+            "{c} vs {wall}"
+        );
+    }
 }

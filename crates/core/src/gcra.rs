@@ -19,12 +19,71 @@ pub struct Gcra {
     pub tat: Nanos,
 }
 
-/// Decides `cost` at `now` against a TAT, as if `pending` had just been admitted; returns the
-/// decision and, when admitted, the new TAT. The lock-free direct limiter calls this in a
-/// compare-and-swap loop, so it is kept to integer arithmetic without division.
+/// One GCRA step: the instants a decision is made of, computed once. The lock-free direct
+/// limiter takes the verdict and the new TAT from it inside its compare-and-swap loop and
+/// builds the [`Decision`] only after the race is settled, without redoing the arithmetic.
 ///
 /// No sum below can wrap: τ < 2^62 (checked by [`Limit::new`]) and times are below 2^63
 /// (the year 2262); saturation only makes an absurd `pending` or `cost` deny, as it must.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// When the decision is made.
+    pub now: Nanos,
+    /// `now + τ`: the latest the TAT may reach.
+    pub horizon: Nanos,
+    /// `max(TAT, now)` plus the cost of `pending`: where this request would start.
+    pub base: Nanos,
+    /// `base + cost·T`: the TAT if this request is admitted.
+    pub next: Nanos,
+}
+
+// `always`: these are a few instructions each on the direct limiter's hot path, and LLVM
+// otherwise kept `decision` out of line there (a call and a spill per check).
+impl Step {
+    /// Takes `cost` at `now` against a TAT, as if `pending` had just been admitted.
+    #[inline(always)]
+    pub fn new(tat: Nanos, limit: &Limit, now: Nanos, cost: u64, pending: u64) -> Step {
+        let t = limit.interval_ns();
+        let base = tat.max(now).saturating_add(t.saturating_mul(pending));
+        Step {
+            now,
+            horizon: now.saturating_add(limit.tolerance_ns()),
+            base,
+            next: base.saturating_add(t.saturating_mul(cost)),
+        }
+    }
+
+    /// Whether the request is admitted.
+    #[inline(always)]
+    pub fn allowed(&self) -> bool {
+        self.next <= self.horizon
+    }
+
+    /// The decision (CONTRACT §4).
+    #[inline(always)]
+    pub fn decision(&self, limit: &Limit) -> Decision {
+        if self.allowed() {
+            Decision {
+                allowed: true,
+                limit: limit.capacity(),
+                remaining: limit.intervals_in(self.horizon - self.next),
+                retry_after_ms: 0,
+                reset_after_ms: ceil_ms(self.next - self.now),
+            }
+        } else {
+            Decision {
+                allowed: false,
+                limit: limit.capacity(),
+                remaining: limit.intervals_in(self.horizon.saturating_sub(self.base)),
+                retry_after_ms: ceil_ms(self.next - self.horizon),
+                reset_after_ms: ceil_ms(self.base - self.now),
+            }
+        }
+    }
+}
+
+/// Decides `cost` at `now` against a TAT, as if `pending` had just been admitted; returns the
+/// decision and, when admitted, the new TAT (`None` for a peek, which changes nothing).
 #[inline]
 pub fn decide(
     tat: Nanos,
@@ -33,29 +92,9 @@ pub fn decide(
     cost: u64,
     pending: u64,
 ) -> (Decision, Option<Nanos>) {
-    let t = limit.interval_ns();
-    let horizon = now.saturating_add(limit.tolerance_ns()); // now + τ
-    let base = tat.max(now).saturating_add(t.saturating_mul(pending));
-    let next = base.saturating_add(t.saturating_mul(cost));
-    if next <= horizon {
-        let decision = Decision {
-            allowed: true,
-            limit: limit.capacity(),
-            remaining: limit.intervals_in(horizon - next),
-            retry_after_ms: 0,
-            reset_after_ms: ceil_ms(next - now),
-        };
-        (decision, (cost > 0).then_some(next))
-    } else {
-        let decision = Decision {
-            allowed: false,
-            limit: limit.capacity(),
-            remaining: limit.intervals_in(horizon.saturating_sub(base)),
-            retry_after_ms: ceil_ms(next - horizon),
-            reset_after_ms: ceil_ms(base - now),
-        };
-        (decision, None)
-    }
+    let step = Step::new(tat, limit, now, cost, pending);
+    let next = (step.allowed() && cost > 0).then_some(step.next);
+    (step.decision(limit), next)
 }
 
 /// The verdict alone: the new TAT when `cost` is admitted at `now`, `None` when denied. The

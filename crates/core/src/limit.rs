@@ -128,9 +128,12 @@ pub struct Limit {
 /// Exact division of numbers below 2^63 by a fixed divisor d, by a multiply-high and a shift
 /// (Granlund and Montgomery, 1994, theorem 4.2): with l = ⌈log2 d⌉ and
 /// m = ⌊2^(63+l) / d⌋ + 1, `x / d == (x·m) >> (63 + l)` for every x < 2^63, and m < 2^64.
+/// The shift is done as `>> 63` (fixed, one instruction on the 128-bit product, which then
+/// fits in 64 bits) followed by `>> l` on 64 bits, rather than one variable 128-bit shift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Reciprocal {
     multiplier: u64,
+    /// l, below 64.
     shift: u32,
 }
 
@@ -138,14 +141,25 @@ impl Reciprocal {
     fn new(divisor: u64) -> Reciprocal {
         let d = divisor.max(1);
         let l = 64 - (d - 1).leading_zeros(); // ⌈log2 d⌉, 0 for d = 1
-        let shift = 63 + l;
-        let multiplier = ((1u128 << shift) / u128::from(d) + 1) as u64;
-        Reciprocal { multiplier, shift }
+        if l == 64 {
+            // d > 2^63: every x below 2^63 divides to 0.
+            return Reciprocal {
+                multiplier: 0,
+                shift: 0,
+            };
+        }
+        let multiplier = ((1u128 << (63 + l)) / u128::from(d) + 1) as u64;
+        Reciprocal {
+            multiplier,
+            shift: l,
+        }
     }
 
     #[inline]
     fn divide(self, x: u64) -> u64 {
-        ((u128::from(x) * u128::from(self.multiplier)) >> self.shift) as u64
+        // x·m < 2^127, so x·m >> 63 fits in 64 bits.
+        let high = ((u128::from(x) * u128::from(self.multiplier)) >> 63) as u64;
+        high >> self.shift
     }
 }
 
@@ -263,7 +277,9 @@ impl Limit {
     }
 }
 
+// Out of line: building the error (it allocates) must not weigh on inlining the hot path.
 #[cold]
+#[inline(never)]
 fn cost_exceeds(key: &str, cost: u64, capacity: u64) -> Error {
     Error::CostExceedsLimit {
         key: key.to_string(),

@@ -269,6 +269,27 @@ impl QueueStats {
         self.waiting + self.delayed + self.in_flight
     }
 
+    /// When the backlog will be done if workers keep up with the rate, ms since the epoch:
+    /// the next token, then one start per emission interval after the burst (service time is
+    /// not known here, so it is not added). `None` if the stored rate is not a valid limit.
+    pub fn projected_finish_ms(&self) -> Option<u64> {
+        let limit = self.spec().limit().ok()?;
+        let extra = self
+            .backlog()
+            .saturating_sub(1)
+            .saturating_sub(limit.burst().saturating_sub(1))
+            .saturating_mul(limit.interval_ns())
+            / 1_000_000;
+        Some(self.now_ms + self.next_token_ms + extra)
+    }
+
+    /// Whether [`projected_finish_ms`](Self::projected_finish_ms) is after the deadline
+    /// (`None` without a deadline).
+    pub fn deadline_at_risk(&self) -> Option<bool> {
+        let finish = self.projected_finish_ms()?;
+        self.deadline_ms.map(|deadline| finish > deadline)
+    }
+
     /// The settings as a spec (for the planner and for `show`).
     pub fn spec(&self) -> QueueSpec {
         QueueSpec {

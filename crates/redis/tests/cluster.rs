@@ -47,12 +47,14 @@ fn spread_keys(cluster: &RedisCluster, prefix: &str, count: usize) -> Vec<(Strin
     keys
 }
 
+/// Slow rates, so that no key's state expires (and no fixed window rolls over, bar a test
+/// running across midnight UTC) while a busy machine runs the test.
 fn algorithms() -> [Limit; 4] {
     [
-        limit("5/s", Algorithm::Gcra, Some(3)),
-        limit("4/s", Algorithm::Strict, None),
-        limit("4/s", Algorithm::SlidingWindow, None),
-        limit("4/s", Algorithm::FixedWindow, None),
+        limit("5/min", Algorithm::Gcra, Some(3)),
+        limit("4/min", Algorithm::Strict, None),
+        limit("4/h", Algorithm::SlidingWindow, None),
+        limit("4/d", Algorithm::FixedWindow, None),
     ]
 }
 
@@ -114,9 +116,10 @@ async fn every_algorithm_decides_on_every_node() {
 #[tokio::test]
 async fn a_batch_within_one_slot_is_all_or_nothing() {
     let (_cluster, store) = started().await;
-    let global = limit("3/min", Algorithm::FixedWindow, None);
-    let search = limit("10/min", Algorithm::SlidingWindow, None);
-    let per_user = limit("10/min", Algorithm::Gcra, Some(10));
+    // Slow rates: no window rolls over and no token comes back while the test runs.
+    let global = limit("3/d", Algorithm::FixedWindow, None);
+    let search = limit("10/h", Algorithm::SlidingWindow, None);
+    let per_user = limit("10/h", Algorithm::Gcra, Some(10));
     for user in 0..6 {
         let (a, b, c) = (
             format!("{{user:{user}}}:global"),

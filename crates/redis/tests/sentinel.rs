@@ -57,7 +57,8 @@ async fn until_served(
 #[tokio::test]
 async fn checks_go_to_the_master_the_sentinels_name() {
     let (redis, store) = started().await;
-    let l = limit("3/min", Algorithm::FixedWindow, None);
+    // A day's window: no rollover between the checks below.
+    let l = limit("3/d", Algorithm::FixedWindow, None);
     for remaining in [2, 1, 0] {
         let d = store.check("user:1", &l, 1).await.expect("decides");
         assert!(d.allowed);

@@ -52,6 +52,9 @@ pub struct ConfigFile {
     /// Envoy RateLimitService domains.
     #[serde(default)]
     pub envoy: Vec<DomainSpec>,
+    /// Alert rules and their webhooks (see `docs/alerts.md`).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsSection,
 }
 
 /// `memory:` in the file.
@@ -217,6 +220,8 @@ pub struct Config {
     pub policies: BTreeMap<String, Policy>,
     /// Envoy domains and descriptor rules.
     pub envoy: EnvoyRules,
+    /// Alert rules and their webhooks.
+    pub alerts: crate::alerts::AlertRules,
 }
 
 /// Settings given on the command line, which win over the file's, on every reload too.
@@ -437,6 +442,7 @@ impl Config {
             }
         }
         let envoy = EnvoyRules::compile(&file.envoy, &mut problems);
+        let alerts = crate::alerts::AlertRules::compile(&file.alerts, &mut problems);
 
         if !problems.is_empty() {
             return Err(ConfigError {
@@ -457,12 +463,13 @@ impl Config {
             limits: file.limits,
             policies,
             envoy,
+            alerts,
         })
     }
 }
 
 /// A policy name: letters, digits, `_`, `-`, `.`; 1 to 64 of them.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

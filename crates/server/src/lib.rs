@@ -5,6 +5,7 @@
 //! decided by the store, and answered with the decision.
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod config;
 pub mod envoy;
 pub mod http;
@@ -13,6 +14,7 @@ mod queues;
 mod reload;
 mod server;
 mod service;
+pub mod stats;
 mod store;
 
 pub use config::{Config, ConfigError, Overrides};

@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod queues;
+
 /// `policy` (a policy name, `inline` for a rate given in the request, or `envoy:<domain>`)
 /// and `outcome` (`allowed` or `denied`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +60,9 @@ pub struct Metrics {
     store_errors: Family<CodeLabels, Counter>,
     tracked_keys: Gauge,
     reloads: Family<ResultLabels, Counter>,
+    queues: queues::QueueMetrics,
+    /// The alert engine's metrics (`crate::alerts::metrics`), for `Alerts::new`.
+    pub alerts: crate::alerts::AlertMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -136,7 +141,11 @@ impl Default for Metrics {
             "Redis Cluster hash slots whose circuit breakers are open now",
             open_slots.clone(),
         );
+        let queues = queues::QueueMetrics::register(&mut registry);
+        let alerts = crate::alerts::metrics::register(&mut registry);
         Metrics {
+            alerts,
+            queues,
             open_slots,
             by_policy: std::sync::RwLock::default(),
             breaker_state,
@@ -181,6 +190,22 @@ impl Metrics {
         if let Ok(mut map) = self.by_policy.write() {
             map.entry(policy.to_string()).or_default()[which] = Some(counter);
         }
+    }
+
+    /// Each policy's (allowed, denied) totals, for the stats report.
+    pub fn decision_totals(&self) -> Vec<(String, u64, u64)> {
+        let Ok(map) = self.by_policy.read() else {
+            return Vec::new();
+        };
+        let get = |c: &Option<Counter>| c.as_ref().map_or(0, Counter::get);
+        map.iter()
+            .map(|(policy, [allowed, denied])| (policy.clone(), get(allowed), get(denied)))
+            .collect()
+    }
+
+    /// Sets the queue and controller metrics from a stats report.
+    pub fn update_from_report(&self, report: &crate::stats::StatsReport) {
+        self.queues.update(report);
     }
 
     /// Records how long a check took end to end.

@@ -136,6 +136,7 @@ impl Server {
             ))
         });
         let reloader = tokio::spawn(crate::reload::watch(self.service.clone(), stopped()));
+        let sampler = tokio::spawn(sample_stats(self.service.clone(), stopped()));
 
         tracing::info!(addr = %self.bound.http, "HTTP API listening");
         let app =
@@ -179,6 +180,7 @@ impl Server {
             sweeper.abort();
         }
         reloader.abort();
+        sampler.abort();
         http_result.and(grpc_result)
     }
 }
@@ -203,6 +205,22 @@ async fn sweep_idle_keys(
                 if swept > 0 {
                     tracing::debug!(swept, "dropped idle keys");
                 }
+            }
+        }
+    }
+}
+
+/// Refreshes the stats once a second: the charts' samples, the rates, the queue metrics and
+/// the alert rules all come from this beat, whether or not anyone is looking.
+async fn sample_stats(service: Arc<Service>, stopped: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tick.tick() => {
+                service.refresh_stats().await;
             }
         }
     }

@@ -9,6 +9,10 @@ use tollgate_core::{Check, Decision, DynStore, Limit, MultiDecision, validate_ke
 
 use crate::config::{Config, ConfigError, Overrides};
 use crate::metrics::Metrics;
+use crate::stats::{Stats, StatsReport};
+
+mod report;
+pub(crate) use report::now_ms;
 
 /// One check as the APIs receive it: a key under a named policy, or under a limit given
 /// inline (`rate`, optional `algorithm` and `burst`). `cost` defaults to 1.
@@ -107,6 +111,13 @@ pub struct Service {
     health: Option<crate::HealthProbe>,
     /// The job queues of `/v1/queues` (see `crate::queues`).
     queues: Arc<dyn tollgate_queue::QueueStore>,
+    /// What `/v1/stats` reports (see `crate::stats`).
+    stats: Stats,
+    started: Instant,
+    last_report: std::sync::Mutex<Option<(Instant, Arc<StatsReport>)>>,
+    refreshing: tokio::sync::Mutex<()>,
+    /// The alert rules' state and deliveries (see `crate::alerts`).
+    alerts: crate::alerts::Alerts,
 }
 
 /// The policy label of a limit given inline.
@@ -115,13 +126,20 @@ pub const INLINE: &str = "inline";
 impl Service {
     /// A service deciding with `store` under `config`.
     pub fn new(store: Arc<dyn DynStore>, config: Config) -> Service {
+        let metrics = Metrics::default();
+        let alerts = crate::alerts::Alerts::new(metrics.alerts.clone());
         Service {
             store,
             config: ArcSwap::from_pointee(config),
-            metrics: Metrics::default(),
+            metrics,
+            alerts,
             source: None,
             health: None,
             queues: Arc::new(tollgate_queue::MemoryQueues::new()),
+            stats: Stats::default(),
+            started: Instant::now(),
+            last_report: std::sync::Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -258,9 +276,8 @@ impl Service {
         let cost = req.cost.unwrap_or(1);
         limit.check_cost(&req.key, cost)?;
         let decision = self.timed(self.store.check(&req.key, &limit, cost)).await?;
-        self.metrics.decision(&policy, decision.allowed);
-        self.metrics
-            .check_latency(api, start.elapsed().as_secs_f64());
+        self.record_decision(&policy, &req.key, decision.allowed);
+        self.record_latency(api, start.elapsed().as_secs_f64());
         Ok(Checked {
             decision,
             limit,
@@ -300,11 +317,15 @@ impl Service {
             .map(|(req, (limit, _))| Check::new(&req.key, *limit, req.cost.unwrap_or(1)))
             .collect();
         let multi = self.timed(self.store.check_all(&checks)).await?;
-        for (_, policy) in &applied {
+        // Every check of a denied batch counts as denied; only the keys that were over their
+        // limit count as denied keys.
+        for ((req, (_, policy)), decision) in reqs.iter().zip(&applied).zip(&multi.decisions) {
             self.metrics.decision(policy, multi.allowed);
+            if !decision.allowed {
+                self.stats.denied(policy, &req.key, now_ms());
+            }
         }
-        self.metrics
-            .check_latency(api, start.elapsed().as_secs_f64());
+        self.record_latency(api, start.elapsed().as_secs_f64());
         Ok(CheckedBatch { multi, applied })
     }
 

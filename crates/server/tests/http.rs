@@ -903,6 +903,13 @@ async fn openapi_documents_every_route_and_code() {
         ("GET", "/readyz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        // The stats and controller reports (tests/stats.rs tests them).
+        ("GET", "/v1/stats"),
+        ("POST", "/v1/controllers/{name}"),
+        // The web dashboard (tests/dashboard.rs tests it).
+        ("GET", "/"),
+        ("GET", "/dashboard/app.js"),
+        ("GET", "/dashboard/style.css"),
         // The queue routes (tests/queues_http.rs tests them).
         ("GET", "/v1/queues"),
         ("POST", "/v1/queues"),

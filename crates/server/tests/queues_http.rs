@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tollgate_queue::{
     FailOutcome, HttpQueues, MAX_PAYLOAD_BYTES, MAX_PRIORITY, NewTask, QueueError, QueueSpec,
     QueueStore, QueueUpdate, Reservation,
 };
-use tollgate_server::{Config, ConfigSource, Overrides, Server};
 use tollgate_testkit::redis::{RedisServer, free_port};
+
+mod common;
+use common::Running;
 
 /// Asserts that a value matches a pattern, showing the value when it does not.
 macro_rules! assert_matches {
@@ -20,53 +21,6 @@ macro_rules! assert_matches {
         let value = $value;
         assert!(matches!(&value, $($pattern)+), "{value:?}");
     }};
-}
-
-/// A server running in this process until dropped.
-struct Running {
-    base: String,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Running {
-    /// Serves `yaml` with `store` (`None`: the embedded store) on a free port.
-    async fn start(yaml: &str, store: Option<String>) -> Running {
-        let overrides = Overrides {
-            http: Some("127.0.0.1:0".parse().expect("address")),
-            grpc: None,
-            store,
-        };
-        let config = overrides.apply(Config::parse(yaml, "test").expect("valid test config"));
-        let server = Server::bind(config, ConfigSource::default())
-            .await
-            .expect("server binds");
-        let base = format!("http://{}", server.bound().http);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        Running { base, _stop: stop }
-    }
-
-    fn client(&self) -> HttpQueues {
-        HttpQueues::new(&self.base).expect("valid base URL")
-    }
-
-    /// A raw request with a JSON body text; answers the status and the JSON body.
-    async fn raw(&self, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await.expect("send");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-        (status, json)
-    }
 }
 
 fn spec(rate: &str, name: &str) -> QueueSpec {

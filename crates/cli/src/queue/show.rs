@@ -5,29 +5,12 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 use tollgate_queue::{DeadTask, QueueStats, format_duration};
 
-/// When the backlog will be done if workers keep up with the rate, ms since the epoch: the
-/// next token, then one start per T, plus nothing for service time (unknown here).
-pub fn projected_finish_ms(s: &QueueStats) -> Option<u64> {
-    let limit = s.spec().limit().ok()?;
-    let backlog = s.backlog();
-    let extra = backlog
-        .saturating_sub(1)
-        .saturating_sub(limit.burst().saturating_sub(1))
-        .saturating_mul(limit.interval_ns())
-        / 1_000_000;
-    Some(s.now_ms + s.next_token_ms + extra)
-}
-
 /// The stats with the projection, for `--json`.
 pub fn json(s: &QueueStats) -> Value {
     let mut value = serde_json::to_value(s).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
-        let finish = projected_finish_ms(s);
-        map.insert("projected_finish_ms".into(), json!(finish));
-        map.insert(
-            "deadline_at_risk".into(),
-            json!(s.deadline_ms.zip(finish).map(|(d, f)| f > d)),
-        );
+        map.insert("projected_finish_ms".into(), json!(s.projected_finish_ms()));
+        map.insert("deadline_at_risk".into(), json!(s.deadline_at_risk()));
     }
     value
 }
@@ -82,7 +65,7 @@ pub fn report(s: &QueueStats) -> String {
         format_duration(std::time::Duration::from_millis(s.visibility_timeout_ms)),
         format_duration(std::time::Duration::from_millis(s.idle_expiry_ms)),
     );
-    if let Some(finish) = projected_finish_ms(s).filter(|_| s.backlog() > 0) {
+    if let Some(finish) = s.projected_finish_ms().filter(|_| s.backlog() > 0) {
         let _ = write!(
             out,
             "  projected   done {} at this rate",

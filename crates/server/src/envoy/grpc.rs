@@ -61,8 +61,7 @@ impl RateLimitService for EnvoyRateLimit {
         let start = Instant::now();
         let response = self.decide(request.get_ref()).await?;
         self.service
-            .metrics()
-            .check_latency("grpc", start.elapsed().as_secs_f64());
+            .record_latency("grpc", start.elapsed().as_secs_f64());
         Ok(Response::new(response))
     }
 }
@@ -171,7 +170,7 @@ impl EnvoyRateLimit {
                 p.fits() && p.cost <= d.remaining
             };
             statuses[p.index] = status(&p.limit, d, allowed);
-            self.service.metrics().decision(label, allowed);
+            self.service.record_decision(label, &p.key, allowed);
         }
         Ok(())
     }
@@ -193,8 +192,7 @@ impl EnvoyRateLimit {
                 .map_err(store_error)?;
             statuses[p.index] = status(&p.limit, &d, true);
             self.service
-                .metrics()
-                .decision(label, p.fits() && d.allowed);
+                .record_decision(label, &p.key, p.fits() && d.allowed);
         }
         Ok(())
     }

@@ -8,8 +8,11 @@
 //! | `/v1/reset` | POST | forget a key (admin) |
 //! | `/v1/reload` | POST | re-read the config file (admin) |
 //! | `/v1/policies` | GET | the configured policies |
+//! | `/v1/stats` | GET | a snapshot for dashboards and `tollgate monitor` (admin) |
+//! | `/v1/controllers/{name}` | POST | a unified controller reports its usage (admin) |
 //! | `/v1/queues…` | * | the job queues (see `queues.rs`) |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | GET | operations |
+//! | `/`, `/dashboard/app.js`, `/dashboard/style.css` | GET | the web dashboard (`dashboard.rs`) |
 //!
 //! Every error, including unknown routes and bad bodies, is
 //! `{"error":{"code":"…","message":"…"}}`.
@@ -25,9 +28,11 @@ use crate::Service;
 mod admin;
 mod body;
 mod check;
+mod dashboard;
 mod error;
 mod ops;
 mod queues;
+mod stats;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -45,6 +50,11 @@ pub fn app(service: Arc<Service>) -> Router {
         .route("/v1/reset", post(admin::reset))
         .route("/v1/reload", post(admin::reload))
         .route("/v1/policies", get(admin::policies))
+        .route("/v1/stats", get(stats::stats))
+        .route("/v1/controllers/{name}", post(stats::controller_report))
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::app_js))
+        .route("/dashboard/style.css", get(dashboard::style_css))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
