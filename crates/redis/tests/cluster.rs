@@ -51,8 +51,8 @@ fn spread_keys(cluster: &RedisCluster, prefix: &str, count: usize) -> Vec<(Strin
 /// running across midnight UTC) while a busy machine runs the test.
 fn algorithms() -> [Limit; 4] {
     [
-        limit("5/min", Algorithm::Gcra, Some(3)),
-        limit("4/min", Algorithm::Strict, None),
+        limit("5/h", Algorithm::Gcra, Some(3)),
+        limit("4/h", Algorithm::Strict, None),
         limit("4/h", Algorithm::SlidingWindow, None),
         limit("4/d", Algorithm::FixedWindow, None),
     ]

@@ -158,14 +158,23 @@ async fn a_killed_master_fails_only_its_own_keys_over_to_the_policy() {
         .find(|&&p| p != victim)
         .copied()
         .expect("a survivor");
-    let nodes = query(survivor, &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
-    let line = nodes
-        .text()
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.contains(&format!(":{victim}@")))
-        .map(str::to_string)
-        .expect("the dead master is listed");
+    // (Polled: on a busy machine the gossip may take longer than the node timeout.)
+    let marked_failed = || {
+        let nodes = query(survivor, &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        nodes
+            .text()
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains(&format!(":{victim}@")))
+            .map(str::to_string)
+            .expect("the dead master is listed")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = marked_failed();
+    while !line.contains("master,fail ") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        line = marked_failed();
+    }
     assert!(line.contains("master,fail "), "{line}");
     // The dead master's slots are the ones whose breakers are open; the store's own breaker
     // (and PING, which redis-rs does not send to every master) did not notice.
@@ -267,7 +276,9 @@ async fn with_full_coverage_required_the_whole_cluster_stops_once_the_master_is_
         &keys,
         victim,
         kill_at,
-        Duration::from_millis(5500),
+        // Long enough that the last 1.5 s come well after the cluster marks the master failed
+        // (node timeout 2 s), even on a busy machine.
+        Duration::from_millis(7500),
     )
     .await;
     let slowest = samples.iter().map(|s| s.took).max().unwrap_or_default();
@@ -283,11 +294,11 @@ async fn with_full_coverage_required_the_whole_cluster_stops_once_the_master_is_
     let late: Vec<&Sample> = samples
         .iter()
         .filter(alive)
-        .filter(|s| s.at > kill_at + Duration::from_millis(4000))
+        .filter(|s| s.at > kill_at + Duration::from_millis(6000))
         .collect();
     eprintln!(
         "the other masters' keys were last decided by Redis {:?} after the kill; {} checks \
-         in the last 0.7 s; health {:?}",
+         in the last 1.5 s; health {:?}",
         served - kill_at,
         late.len(),
         store.health()

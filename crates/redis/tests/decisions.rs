@@ -36,7 +36,8 @@ fn summary(d: &[Decision]) -> Vec<(bool, u64)> {
 #[tokio::test]
 async fn gcra_burst_then_one_per_interval() {
     let (_server, store) = started().await;
-    let l = limit("5/s", Algorithm::Gcra, Some(3));
+    // Periods of seconds, not ms, so that a busy machine's pauses do not change the answers.
+    let l = limit("5/5s", Algorithm::Gcra, Some(3));
     let d = run(
         &store,
         "k",
@@ -48,7 +49,7 @@ async fn gcra_burst_then_one_per_interval() {
             (0, 1),
             (0, 0),
             (0, 2),
-            (220, 1),
+            (1100, 1),
             (0, 1),
         ],
     )
@@ -66,23 +67,23 @@ async fn gcra_burst_then_one_per_interval() {
             (false, 0)
         ]
     );
-    // The 4th needs one interval (200 ms) minus the time since the first.
-    assert!((1..=200).contains(&d[3].retry_after_ms), "{:?}", d[3]);
-    assert!((400..=600).contains(&d[3].reset_after_ms), "{:?}", d[3]);
+    // The 4th needs one interval (1 s) minus the time since the first.
+    assert!((1..=1000).contains(&d[3].retry_after_ms), "{:?}", d[3]);
+    assert!((2000..=3000).contains(&d[3].reset_after_ms), "{:?}", d[3]);
     assert_eq!(d[0].limit, 3);
 }
 
 #[tokio::test]
 async fn strict_spaces_evenly_and_shares_the_gcra_bucket() {
     let (_server, store) = started().await;
-    let strict = limit("10/s", Algorithm::Strict, None);
-    let d = run(&store, "k", &strict, &[(0, 1), (0, 1), (110, 1), (0, 1)]).await;
+    let strict = limit("2/s", Algorithm::Strict, None);
+    let d = run(&store, "k", &strict, &[(0, 1), (0, 1), (550, 1), (0, 1)]).await;
     assert_eq!(summary(&d), [(true, 0), (false, 0), (true, 0), (false, 0)]);
-    assert!((1..=100).contains(&d[1].retry_after_ms), "{:?}", d[1]);
-    let gcra = limit("10/s", Algorithm::Gcra, None);
+    assert!((1..=500).contains(&d[1].retry_after_ms), "{:?}", d[1]);
+    let gcra = limit("2/s", Algorithm::Gcra, None);
     let shared = store.check("k", &gcra, 0).await.expect("peek");
     assert!(
-        shared.remaining < 10,
+        shared.remaining < 2,
         "gcra sees strict's admissions: {shared:?}"
     );
 }
@@ -90,27 +91,27 @@ async fn strict_spaces_evenly_and_shares_the_gcra_bucket() {
 #[tokio::test]
 async fn sliding_window_counts_the_last_period() {
     let (_server, store) = started().await;
-    let l = limit("3/200ms", Algorithm::SlidingWindow, None);
+    let l = limit("3/1s", Algorithm::SlidingWindow, None);
     let d = run(
         &store,
         "k",
         &l,
         &[
             (0, 1),
-            (50, 2),
+            (250, 2),
             (0, 1),
             (0, 0),
-            (120, 1),
-            (40, 1),
+            (600, 1),
+            (200, 1),
             (0, 2),
-            (250, 3),
+            (1250, 3),
         ],
     )
     .await;
     assert_eq!(d[0].remaining, 2);
     assert_eq!(summary(&d[1..4]), [(true, 0), (false, 0), (true, 0)]);
-    // The first admission leaves the window 200 ms after it was made.
-    assert!((1..=150).contains(&d[2].retry_after_ms), "{:?}", d[2]);
+    // The first admission leaves the window 1 s after it was made.
+    assert!((1..=750).contains(&d[2].retry_after_ms), "{:?}", d[2]);
     assert_eq!(
         d[7],
         Decision {
@@ -118,7 +119,7 @@ async fn sliding_window_counts_the_last_period() {
             limit: 3,
             remaining: 0,
             retry_after_ms: 0,
-            reset_after_ms: 200
+            reset_after_ms: 1000
         }
     );
 }
@@ -126,19 +127,19 @@ async fn sliding_window_counts_the_last_period() {
 #[tokio::test]
 async fn fixed_window_aligns_to_the_epoch() {
     let (server, store) = started().await;
-    let l = limit("2/100ms", Algorithm::FixedWindow, None);
-    // Start 5 ms into a window, so that the first steps share it.
-    let into = common::redis_time(&mut raw(&server).await).await % 100_000;
-    tokio::time::sleep(Duration::from_micros(105_000 - into)).await;
+    let l = limit("2/1s", Algorithm::FixedWindow, None);
+    // Start 50 ms into a window, so that the first steps share it.
+    let into = common::redis_time(&mut raw(&server).await).await % 1_000_000;
+    tokio::time::sleep(Duration::from_micros(1_050_000 - into)).await;
     let d = run(
         &store,
         "k",
         &l,
-        &[(0, 2), (0, 1), (0, 0), (110, 1), (0, 1), (0, 1), (100, 2)],
+        &[(0, 2), (0, 1), (0, 0), (1100, 1), (0, 1), (0, 1), (1000, 2)],
     )
     .await;
     assert_eq!(summary(&d[..3]), [(true, 0), (false, 0), (true, 0)]);
-    assert!(d[1].retry_after_ms <= 100 && d[1].retry_after_ms == d[1].reset_after_ms);
+    assert!(d[1].retry_after_ms <= 1000 && d[1].retry_after_ms == d[1].reset_after_ms);
     assert!(d[6].allowed, "a new window: {:?}", d[6]);
 }
 
@@ -267,7 +268,7 @@ async fn reset_forgets_every_family() {
 async fn scripts_reload_after_script_flush() {
     let (server, store) = started().await;
     let mut conn = raw(&server).await;
-    let l = limit("5/s", Algorithm::Gcra, None);
+    let l = limit("5/min", Algorithm::Gcra, None);
     assert!(store.check("k", &l, 1).await.expect("ok").allowed);
     let _: String = cmd(&mut conn, &["SCRIPT", "FLUSH"]).await.expect("flush");
     assert_eq!(store.check("k", &l, 1).await.expect("reloads").remaining, 3);

@@ -11,7 +11,7 @@ use tollgate_redis::{RedisConfig, RedisStore};
 use tollgate_testkit::redis::RedisServer;
 
 /// How much later than its timeout a call may answer on a loaded 2-core machine.
-const SLACK: Duration = Duration::from_millis(300);
+const SLACK: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn a_killed_redis_is_a_transient_error_and_a_restarted_one_serves_again() {
@@ -54,8 +54,8 @@ async fn a_killed_redis_is_a_transient_error_and_a_restarted_one_serves_again() 
             Err(e) => {
                 assert!(e.is_transient(), "{e}");
                 assert!(
-                    restarted.elapsed() < Duration::from_secs(1),
-                    "still failing 1 s after the restart: {e}"
+                    restarted.elapsed() < Duration::from_secs(5),
+                    "still failing 5 s after the restart: {e}"
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -170,7 +170,7 @@ async fn a_slow_redis_is_a_timeout_within_the_command_timeout() {
     assert!(err.to_string().contains("within 100 ms"), "{err}");
     blocker.await.expect("blocker ends");
     // Serving again; on a starved machine one call may still miss its 100 ms.
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match store.check("k", &l, 1).await {
             Ok(d) => break assert!(d.allowed),

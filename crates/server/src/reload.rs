@@ -14,12 +14,43 @@ use crate::Service;
 /// Editors write a file in several steps; changes closer together than this are one reload.
 const SETTLE: Duration = Duration::from_millis(150);
 
-/// Watches the service's config file until `stopped` completes.
-pub async fn watch(service: Arc<Service>, stopped: impl Future<Output = ()>) {
-    let Some(path) = service.config_path().map(PathBuf::from) else {
-        return;
-    };
+/// Watches the service's config file, and listens for SIGHUP, until `stopped` completes.
+///
+/// Both are set up before this returns, not when the future first runs: a server that
+/// answers is a server a SIGHUP reloads (the default action of SIGHUP would end the process)
+/// and whose file edits are seen.
+pub fn watch(
+    service: Arc<Service>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
     let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
+    let watcher = service
+        .config_path()
+        .and_then(|path| watch_file(&PathBuf::from(path), tx.clone()));
+    #[cfg(unix)]
+    forward_hangups(tx.clone());
+    drop(tx);
+    async move {
+        let _watcher = watcher;
+        tokio::pin!(stopped);
+        loop {
+            let why = tokio::select! {
+                _ = &mut stopped => return,
+                why = rx.recv() => match why { Some(w) => w, None => return },
+            };
+            tokio::time::sleep(SETTLE).await;
+            while rx.try_recv().is_ok() {}
+            reload(&service, why);
+        }
+    }
+}
+
+/// A watch on the config file's directory that sends "file changed" on `tx`; `None` (logged)
+/// when the platform cannot watch it.
+fn watch_file(
+    path: &std::path::Path,
+    tx: mpsc::UnboundedSender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
     // Watch the directory, not the file: editors and `kubectl` replace files by renaming,
     // which a watch on the old file would miss.
     let file_name = path.file_name().map(|n| n.to_os_string());
@@ -27,7 +58,6 @@ pub async fn watch(service: Arc<Service>, stopped: impl Future<Output = ()>) {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let file_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !event.kind.is_access()
@@ -36,10 +66,10 @@ pub async fn watch(service: Arc<Service>, stopped: impl Future<Output = ()>) {
                 .iter()
                 .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name)
         {
-            let _ = file_tx.send("file changed");
+            let _ = tx.send("file changed");
         }
     });
-    let _watcher = match watcher {
+    match watcher {
         Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
             Ok(()) => Some(w),
             Err(e) => {
@@ -51,31 +81,24 @@ pub async fn watch(service: Arc<Service>, stopped: impl Future<Output = ()>) {
             tracing::warn!(error = %e, "cannot watch files; SIGHUP still reloads");
             None
         }
-    };
-    #[cfg(unix)]
-    {
-        let hup_tx = tx.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
+    }
+}
+
+/// Sends "SIGHUP" on `tx` for each SIGHUP, from a task of its own; the handler is installed
+/// before this returns.
+#[cfg(unix)]
+fn forward_hangups(tx: mpsc::UnboundedSender<&'static str>) {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    if hup_tx.send("SIGHUP").is_err() {
+                    if tx.send("SIGHUP").is_err() {
                         return;
                     }
                 }
             });
         }
-    }
-    drop(tx);
-    tokio::pin!(stopped);
-    loop {
-        let why = tokio::select! {
-            _ = &mut stopped => return,
-            why = rx.recv() => match why { Some(w) => w, None => return },
-        };
-        tokio::time::sleep(SETTLE).await;
-        while rx.try_recv().is_ok() {}
-        reload(&service, why);
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
     }
 }
 
@@ -93,6 +116,6 @@ pub fn reload(service: &Service, why: &str) {
             why,
             "config reload rejected, keeping the running config: {e}"
         ),
-        None => {}
+        None => tracing::info!(why, "no config file to reload"),
     }
 }

@@ -185,6 +185,24 @@ impl Server {
     }
 }
 
+/// Runs `beat` every `period` until `stopped` completes; a slow beat delays the next one
+/// rather than bunching them up.
+async fn every<F, Fut>(period: Duration, stopped: impl Future<Output = ()>, mut beat: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tick.tick() => beat().await,
+        }
+    }
+}
+
 /// Drops idle keys now and then, so memory shrinks after a burst of keys even when no new
 /// key arrives to trigger a shard's own sweep.
 async fn sweep_idle_keys(
@@ -192,38 +210,31 @@ async fn sweep_idle_keys(
     every_secs: u64,
     stopped: impl Future<Output = ()>,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(every_secs.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            _ = tick.tick() => {
-                let store = store.clone();
-                // Sweeping locks each shard in turn; keep it off the request threads.
-                let swept = tokio::task::spawn_blocking(move || store.sweep()).await.unwrap_or(0);
-                if swept > 0 {
-                    tracing::debug!(swept, "dropped idle keys");
-                }
+    every(Duration::from_secs(every_secs.max(1)), stopped, || {
+        let store = store.clone();
+        async move {
+            // Sweeping locks each shard in turn; keep it off the request threads.
+            let swept = tokio::task::spawn_blocking(move || store.sweep())
+                .await
+                .unwrap_or(0);
+            if swept > 0 {
+                tracing::debug!(swept, "dropped idle keys");
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Refreshes the stats once a second: the charts' samples, the rates, the queue metrics and
 /// the alert rules all come from this beat, whether or not anyone is looking.
 async fn sample_stats(service: Arc<Service>, stopped: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            _ = tick.tick() => {
-                service.refresh_stats().await;
-            }
+    every(Duration::from_secs(1), stopped, || {
+        let service = service.clone();
+        async move {
+            service.refresh_stats().await;
         }
-    }
+    })
+    .await;
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -15,9 +15,7 @@ use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tollgate_server::Config;
 use tollgate_server::alerts::{AlertMetrics, AlertRules, Alerts, Outcome, metrics};
-use tollgate_server::stats::{
-    DecisionRates, LatencyReport, PolicyReport, StatsReport, StoreReport,
-};
+use tollgate_server::stats::{DecisionRates, PolicyReport, StatsReport, StoreReport};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -117,21 +115,10 @@ fn report(now_ms: u64, store_ready: bool) -> StatsReport {
             kind: "redis".into(),
             ready: store_ready,
             error: (!store_ready).then(|| "connection refused".to_string()),
-            tracked_keys: None,
             breaker: Some("closed".into()),
-            open_slots: 0,
-            failures_total: 0,
-            fallback_decisions_total: 0,
-            breaker_opened_total: 0,
+            ..StoreReport::default()
         },
-        decisions: DecisionRates::default(),
-        latency: LatencyReport::default(),
-        policies: Vec::new(),
-        queues: Vec::new(),
-        queues_error: None,
-        controllers: Vec::new(),
-        alerts: Vec::new(),
-        history: Vec::new(),
+        ..StatsReport::default()
     }
 }
 

@@ -7,19 +7,20 @@
 //! Debian's `chromium`). `CHROMIUM=/path` picks another binary; `DASHBOARD_SCREENSHOT=path`
 //! keeps a copy of the screenshot.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::Running;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 use tollgate_queue::{HttpQueues, NewTask, QueueSpec, QueueStore, Reservation};
-use tollgate_server::{Config, ConfigSource, Overrides, Server};
 
 /// The series colours of app.js (and style.css), as RGB.
 const ALLOWED: [u8; 3] = [0x1f, 0x9d, 0x55];
@@ -34,51 +35,19 @@ policies:
   login: {rate: 5/min, description: sign-in attempts}
 ";
 
-/// A server running in this process until dropped.
-struct Running {
-    base: String,
-    _stop: oneshot::Sender<()>,
+/// A check of `key` under `login`: whether it was allowed.
+async fn check(s: &Running, key: &str) -> bool {
+    let body = json!({"key": key, "policy": "login"});
+    let (status, decision) = s.json("POST", "/v1/check", Some(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{decision}");
+    decision["allowed"].as_bool().expect("allowed is a bool")
 }
 
-impl Running {
-    /// Serves `yaml` with the embedded store on a free port.
-    async fn start(yaml: &str) -> Running {
-        let overrides = Overrides {
-            http: Some("127.0.0.1:0".parse().expect("address")),
-            grpc: None,
-            store: None,
-        };
-        let config = overrides.apply(Config::parse(yaml, "test").expect("valid test config"));
-        let server = Server::bind(config, ConfigSource::default())
-            .await
-            .expect("server binds");
-        let base = format!("http://{}", server.bound().http);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.run(async move {
-            let _ = stopped.await;
-        }));
-        Running { base, _stop: stop }
-    }
-
-    async fn check(&self, key: &str) -> bool {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/v1/check", self.base))
-            .json(&json!({"key": key, "policy": "login"}))
-            .send()
-            .await
-            .expect("send a check");
-        assert_eq!(resp.status(), StatusCode::OK);
-        let body: Value = resp.json().await.expect("a decision");
-        body["allowed"].as_bool().expect("allowed is a bool")
-    }
-
-    async fn stats(&self) -> Value {
-        let resp = reqwest::get(format!("{}/v1/stats", self.base))
-            .await
-            .expect("GET /v1/stats");
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.json().await.expect("a stats report")
-    }
+/// The server's `GET /v1/stats` report.
+async fn stats(s: &Running) -> Value {
+    let (status, report) = s.json("GET", "/v1/stats", None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
 }
 
 fn now_ms() -> u64 {
@@ -93,7 +62,7 @@ async fn traffic(s: &Running) {
     let mut allowed = 0;
     for (key, times) in [("user:mallory", 25), ("user:alice", 8)] {
         for _ in 0..times {
-            allowed += u32::from(s.check(key).await);
+            allowed += u32::from(check(s, key).await);
         }
         // Another second, another bar.
         tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -129,7 +98,7 @@ async fn traffic(s: &Running) {
     let done_ms = now_ms();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let stats = s.stats().await;
+        let stats = stats(s).await;
         let history = stats["history"].as_array().expect("history");
         let last_ms = history.last().and_then(|h| h["t_ms"].as_u64()).unwrap_or(0);
         if last_ms > done_ms + 100 {
@@ -285,7 +254,7 @@ impl Image {
 
 #[tokio::test]
 async fn page_and_assets_are_served_embedded() {
-    let s = Running::start(CONFIG).await;
+    let s = Running::start(CONFIG, None).await;
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("{}{path}", s.base)).send();
 
@@ -342,7 +311,7 @@ async fn page_and_assets_are_served_embedded() {
 
 #[tokio::test]
 async fn chromium_shows_live_numbers_and_charts() {
-    let s = Running::start(CONFIG).await;
+    let s = Running::start(CONFIG, None).await;
     traffic(&s).await;
     let dir = tempfile::tempdir().expect("temp dir");
 
@@ -451,8 +420,8 @@ async fn answer(mut conn: TcpStream, upstream: String, asked: Arc<AtomicUsize>, 
 
 #[tokio::test]
 async fn banner_says_when_the_server_cannot_be_reached_and_keeps_retrying() {
-    let s = Running::start(CONFIG).await;
-    assert!(s.check("user:bob").await);
+    let s = Running::start(CONFIG, None).await;
+    assert!(check(&s, "user:bob").await);
     let dir = tempfile::tempdir().expect("temp dir");
 
     // One good read, then the server is gone: the data stays, the banner says since when.
@@ -488,7 +457,7 @@ async fn banner_says_when_the_server_cannot_be_reached_and_keeps_retrying() {
     assert!(!dom.contains("data-policy="), "{dom}");
 
     // A server whose config sets the admin token: the page says so and asks for it.
-    let guarded = Running::start(&format!("admin_token: s3cret\n{CONFIG}")).await;
+    let guarded = Running::start(&format!("admin_token: s3cret\n{CONFIG}"), None).await;
     let dom = dump_dom(dir.path(), &format!("{}/", guarded.base), 3000).await;
     let banner = element(&dom, r#"id="banner""#, "div");
     assert!(

@@ -166,7 +166,8 @@ async fn an_inline_check_answers_the_decision_and_its_headers() {
     let (allowed, _, remaining, retry, reset) = decision(&body);
     assert!(!allowed);
     assert_eq!(remaining, 0);
-    assert!((4_900..=5_000).contains(&retry), "{retry}");
+    // 5 s less the time the three checks took, which a busy machine may stretch.
+    assert!((4_001..=5_000).contains(&retry), "{retry}");
     assert!(reset >= retry);
     assert_eq!(header(&headers, "retry-after"), Some("5"));
     let state = structured(header(&headers, "ratelimit").expect("ratelimit header"));
@@ -193,11 +194,12 @@ async fn a_policy_check_uses_the_policy() {
     );
     assert_eq!(header(&headers, "ratelimit"), Some("\"basic\";r=15;t=3"));
 
-    // Cost 0 peeks: nothing consumed.
+    // Cost 0 peeks: nothing consumed (one unit may have come back after 600 ms).
     let (_, _, body) = s
         .check(json!({"key": "user:1", "policy": "basic", "cost": 0}))
         .await;
-    assert_eq!(body["remaining"], 15);
+    let remaining = body["remaining"].as_u64().expect("remaining");
+    assert!((15..=16).contains(&remaining), "{body}");
 
     let (_, headers, body) = s.check(json!({"key": "u", "policy": "login"})).await;
     assert_eq!(

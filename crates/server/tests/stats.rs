@@ -16,7 +16,7 @@ use tollgate_server::stats::StatsReport;
 
 const CONFIG: &str = "
 policies:
-  free: {rate: 5/60s, algorithm: fixed-window}
+  free: {rate: 5/d, algorithm: fixed-window}
   pro: {rate: 1000/s}
 ";
 
@@ -49,7 +49,7 @@ async fn until(server: &Running, secs: u64, done: impl Fn(&StatsReport) -> bool)
 async fn stats_count_every_decision_and_name_the_keys_denied_most() {
     let server = Running::start(CONFIG, None).await;
     // Once the beat has taken its first point, every later decision lands in a sample.
-    until(&server, 5, |r| !r.history.is_empty()).await;
+    until(&server, 10, |r| !r.history.is_empty()).await;
     // `flood` is denied 45 times, `noisy` 15, `quiet` never; `pro` is never denied.
     let mut denied = 0;
     for _ in 0..50 {
@@ -68,7 +68,7 @@ async fn stats_count_every_decision_and_name_the_keys_denied_most() {
 
     // The beat takes a point a second: after two, the rates are measured.
     // Reports are up to a second old: wait for one taken after the checks.
-    let report = until(&server, 5, |r| {
+    let report = until(&server, 10, |r| {
         r.history.len() >= 2 && r.decisions.allowed_total + r.decisions.denied_total == 103
     })
     .await;
@@ -80,7 +80,7 @@ async fn stats_count_every_decision_and_name_the_keys_denied_most() {
         .expect("free");
     assert_eq!(free.decisions.allowed_total, 13);
     assert_eq!(free.decisions.denied_total, 60);
-    assert_eq!(free.rate.as_deref(), Some("5/60s"));
+    assert_eq!(free.rate.as_deref(), Some("5/d"));
     assert_eq!(free.algorithm.as_deref(), Some("fixed-window"));
     let top: Vec<(&str, u64)> = free
         .top_denied
@@ -114,7 +114,7 @@ async fn stats_count_every_decision_and_name_the_keys_denied_most() {
         assert!(!check(&server, "flood", "free").await);
     }
     let sampled = |r: &StatsReport| r.history.iter().map(|s| s.denied).sum::<u64>();
-    let report = until(&server, 5, |r| sampled(r) >= 70).await;
+    let report = until(&server, 10, |r| sampled(r) >= 70).await;
     let free = report
         .policies
         .iter()
@@ -148,7 +148,7 @@ async fn queues_show_in_the_stats_and_the_metrics() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     // A report is up to a second old: wait for one taken after the pushes.
-    let report = until(&server, 3, |r| {
+    let report = until(&server, 10, |r| {
         r.queues.iter().any(|q| q.stats.waiting == 5)
     })
     .await;
@@ -188,7 +188,7 @@ async fn queues_show_in_the_stats_and_the_metrics() {
     // A removed queue loses its series.
     let (status, body) = server.call("DELETE", "/v1/queues/emails", None, None).await;
     assert!(status.is_success(), "{body}");
-    until(&server, 3, |r| r.queues.is_empty()).await;
+    until(&server, 10, |r| r.queues.is_empty()).await;
     let (_, metrics) = server.call("GET", "/metrics", None, None).await;
     assert!(!metrics.contains(r#"queue="emails""#), "{metrics}");
 }
@@ -213,7 +213,7 @@ async fn a_controller_reports_its_usage_to_the_server() {
     controller
         .report_to(&server.base, "bot", Duration::from_millis(500), None)
         .expect("reporting starts");
-    let report = until(&server, 5, |r| !r.controllers.is_empty()).await;
+    let report = until(&server, 10, |r| !r.controllers.is_empty()).await;
     let bot = report.controllers.first().expect("the controller reported");
     assert_eq!(bot.name, "bot");
     assert!(!bot.stale);
@@ -226,7 +226,7 @@ async fn a_controller_reports_its_usage_to_the_server() {
     );
     assert!((bot.usage.usage_percent - expected.usage_percent).abs() < 1e-9);
 
-    until(&server, 3, |_| true).await;
+    until(&server, 10, |_| true).await;
     let (_, metrics) = server.call("GET", "/metrics", None, None).await;
     let ratio = format!(
         r#"tollgate_controller_usage_ratio{{controller="bot"}} {}"#,

@@ -211,21 +211,9 @@ pub fn idle() -> StatsReport {
         store: StoreReport {
             kind: "memory".into(),
             ready: true,
-            error: None,
             tracked_keys: Some(0),
-            breaker: None,
-            open_slots: 0,
-            failures_total: 0,
-            fallback_decisions_total: 0,
-            breaker_opened_total: 0,
+            ..StoreReport::default()
         },
-        decisions: DecisionRates::default(),
-        latency: LatencyReport::default(),
-        policies: Vec::new(),
-        queues: Vec::new(),
-        queues_error: None,
-        controllers: Vec::new(),
-        alerts: Vec::new(),
-        history: Vec::new(),
+        ..StatsReport::default()
     }
 }

@@ -60,22 +60,11 @@ fn report(now_ms: u64) -> StatsReport {
         store: StoreReport {
             kind: "redis".into(),
             ready: true,
-            error: None,
-            tracked_keys: None,
             breaker: Some("closed".into()),
-            open_slots: 0,
-            failures_total: 0,
-            fallback_decisions_total: 0,
-            breaker_opened_total: 0,
+            ..StoreReport::default()
         },
         decisions: rates(0.0, 0.0),
-        latency: LatencyReport::default(),
-        policies: Vec::new(),
-        queues: Vec::new(),
-        queues_error: None,
-        controllers: Vec::new(),
-        alerts: Vec::new(),
-        history: Vec::new(),
+        ..StatsReport::default()
     }
 }
 

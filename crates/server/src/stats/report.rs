@@ -17,8 +17,9 @@ pub const HISTORY_LEN: usize = 300;
 /// The keys listed in a policy's `top_denied`.
 pub const TOP_DENIED: usize = 10;
 
-/// One snapshot of the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One snapshot of the server. `Default` is an empty one (no store, nothing decided), for
+/// fixtures to fill in the fields they are about.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsReport {
     /// The server's version.
     pub version: String,
@@ -48,7 +49,7 @@ pub struct StatsReport {
 }
 
 /// The rate-limit store's health.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreReport {
     /// `memory` or `redis`.
     pub kind: String,

@@ -1,5 +1,5 @@
 -- queue.lua: what every queue script shares; the crate prepends tollgate-redis's common.lua
--- (now_us, int, gcra_eval, gcra_commit) and this file to each operation's script.
+-- (now_us, int, gcra_tat, expire_at, ceil_ms) and this file to each operation's script.
 --
 -- KEYS (every script, in this order; one hash tag, so one Cluster slot):
 --   1 meta      hash: settings and counters
@@ -203,6 +203,21 @@ local function housekeep_if_due(m, w, now_ms)
   add_write(w, 'hk_ms', m['hk_ms'])
 end
 
+-- One token of the queue's GCRA bucket (T = t µs, tolerance burst x T) at `now` (µs): takes
+-- it and returns nil, or returns the ms until one is free. common.lua's gcra_eval and
+-- gcra_commit for a cost of 1, with the state read once.
+local function take_token(t, burst, now)
+  local tat = gcra_tat(TAT)
+  local after = math.max(tat - now, 0) + t
+  if after > t * burst then
+    return ceil_ms(after - t * burst)
+  end
+  local next_tat = math.max(tat, now) + t
+  redis.call('SET', TAT, int(next_tat))
+  expire_at(TAT, next_tat)
+  return nil
+end
+
 -- reserve.lua's work, once the queue is known to exist: a token, the highest-priority ready
 -- task and a lease on it, at `now` (µs). Returns reserve.lua's reply; its writes to the hash
 -- go to `w`.
@@ -212,7 +227,9 @@ local function reserve_task(m, w, now)
   if m['active'] ~= '1' then
     return { 1 }
   end
-  local first = redis.call('ZRANGE', WAITING, 0, 0)
+  -- Popped at once (one command, not a look and a removal): a task that finds no token goes
+  -- back with its score, so its place in the order is kept.
+  local first = redis.call('ZPOPMIN', WAITING)
   if #first == 0 then
     local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
     touch(m)
@@ -221,14 +238,12 @@ local function reserve_task(m, w, now)
     end
     return { 2, math.max(tonumber(d[2]) - now_ms, 0) }
   end
-  local t, burst = num(m, 't_us'), num(m, 'burst')
-  local decision = gcra_eval(TAT, t, burst, now, 1, 0)
-  if decision[1] == 0 then
-    return { 3, decision[4] }
-  end
-  gcra_commit(TAT, t, now, 1)
   local id = first[1]
-  redis.call('ZREM', WAITING, id)
+  local wait_ms = take_token(num(m, 't_us'), num(m, 'burst'), now)
+  if wait_ms then
+    redis.call('ZADD', WAITING, first[2], id)
+    return { 3, wait_ms }
+  end
   -- The payload and the info in one read.
   local task = redis.call('HMGET', TASKS, id, id .. ':m')
   local priority, attempts = parse_task_info(task[2])
@@ -244,6 +259,7 @@ local function reserve_task(m, w, now)
   if m['first_start_ms'] == '0' then
     add_write(w, 'first_start_ms', int(now_ms))
   end
-  redis.call('PERSIST', META)
+  -- No PERSIST: the hash has an expiry only while the queue holds no task (touch), and every
+  -- script that adds one persists it, so a queue with a task to take has none.
   return { 4, id, task[1], priority, attempts, int(now), int(expires) }
 end
