@@ -1,98 +1,30 @@
 //! `tollgate monitor --once` as scripts run it: against a real `tollgate serve` with real
 //! traffic, against a closed port, and against servers that answer garbage.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use assert_cmd::cargo::CommandCargoExt;
-use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Output;
+use std::time::Duration;
+
+use common::{Server, unused_address, wait_for};
 use tollgate_server::stats::StatsReport;
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address")
-}
-
-struct Server {
-    child: Child,
-    http: SocketAddr,
-}
-
-impl Server {
-    fn url(&self) -> String {
-        format!("http://{}", self.http)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(config: &Path) -> Server {
-    let http = free_port();
-    let child = Command::cargo_bin("tollgate")
-        .expect("binary")
-        .arg("serve")
-        .args(["--http", &http.to_string(), "--log", "warn"])
-        .arg("--config")
-        .arg(config)
-        .env_remove("TOLLGATE_STORE")
-        .env_remove("TOLLGATE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let server = Server { child, http };
-    wait_until("the server answers /healthz", || {
-        request(server.http, "GET", "/healthz", "").is_some_and(|(s, _)| s == 200)
-    });
-    server
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A minimal HTTP/1.1 exchange, so these tests need no async runtime.
-fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    Some((status, body))
+/// `tollgate serve` with `config`, logging only warnings but for the `HTTP API listening` line
+/// the port is read from.
+fn start(config: &str) -> Server {
+    Server::start(config, &["--log", "warn,tollgate_server::server=info"])
 }
 
 /// Asks for one decision; returns whether it was allowed.
 fn check(server: &Server, body: &str) -> bool {
-    let (status, answer) = request(server.http, "POST", "/v1/check", body).expect("answered");
-    assert_eq!(status, 200, "{answer}");
-    let decision: Value = serde_json::from_str(&answer).expect("a decision");
+    let decision = server.check(body);
     decision["allowed"].as_bool().expect("allowed is a bool")
 }
 
 fn tollgate(args: &[&str]) -> Output {
-    Command::cargo_bin("tollgate")
-        .expect("binary")
+    common::tollgate()
         .args(args)
         .env_remove("TOLLGATE_SERVER")
         .env_remove("TOLLGATE_TOKEN")
@@ -120,7 +52,7 @@ fn line_starting<'a>(text: &'a str, start: &str) -> &'a str {
 }
 
 fn stats(server: &Server) -> Option<StatsReport> {
-    let (status, body) = request(server.http, "GET", "/v1/stats", "")?;
+    let (status, body) = server.get("/v1/stats")?;
     (status == 200).then_some(())?;
     serde_json::from_str(&body).ok()
 }
@@ -156,24 +88,22 @@ fn make_traffic(server: &Server) {
     queue(&["push", "emails", "99", "--delay", "1h"]);
 }
 
-fn traffic_server() -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("tollgate.yaml");
-    std::fs::write(&config, "policies:\n  login: {rate: 2/min}\n").expect("write config");
-    let server = spawn(&config);
+fn traffic_server() -> Server {
+    let server = start("policies:\n  login: {rate: 2/min}\n");
     make_traffic(&server);
     // The stats are sampled: wait until the snapshot has every decision in it.
-    wait_until("the stats count every decision", || {
+    let counted = wait_for(Duration::from_secs(20), || {
         stats(&server).is_some_and(|s| {
             s.decisions.allowed_total == 4 && s.decisions.denied_total == 5 && s.queues.len() == 1
         })
     });
-    (dir, server)
+    assert!(counted.is_some(), "the stats never counted every decision");
+    server
 }
 
 #[test]
 fn once_reports_the_traffic_of_a_live_server() {
-    let (_dir, server) = traffic_server();
+    let server = traffic_server();
     let out = tollgate(&["monitor", "--once", "--server", &server.url()]);
     let text = stdout(&out);
     assert!(out.status.success(), "{}\n{text}", stderr(&out));
@@ -214,7 +144,7 @@ fn once_reports_the_traffic_of_a_live_server() {
 
 #[test]
 fn once_json_prints_the_stats_report() {
-    let (_dir, server) = traffic_server();
+    let server = traffic_server();
     let out = tollgate(&["monitor", "--once", "--json", "--server", &server.url()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: StatsReport = serde_json::from_str(&stdout(&out)).expect("a stats report");
@@ -241,7 +171,7 @@ fn once_json_prints_the_stats_report() {
 
 #[test]
 fn once_against_a_closed_port_exits_1_naming_the_server() {
-    let closed = free_port();
+    let closed = unused_address();
     let url = format!("http://{closed}");
     let out = tollgate(&["monitor", "--once", "--server", &url]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -343,14 +273,7 @@ fn the_live_view_needs_a_terminal() {
 
 #[test]
 fn once_sends_the_admin_token() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("tollgate.yaml");
-    std::fs::write(
-        &config,
-        "admin_token: s3cret\npolicies:\n  login: {rate: 2/min}\n",
-    )
-    .expect("write config");
-    let server = spawn(&config);
+    let server = start("admin_token: s3cret\npolicies:\n  login: {rate: 2/min}\n");
     let url = server.url();
 
     let out = tollgate(&["monitor", "--once", "--server", &url]);

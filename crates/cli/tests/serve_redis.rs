@@ -4,341 +4,19 @@
 //!
 //! Everything listens on 127.0.0.1; every loop is bounded in time and in count.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use assert_cmd::cargo::CommandCargoExt;
-use serde_json::Value;
-use tollgate::{Algorithm, Limit, Rate, Unit};
-use tollgate_testkit::Admission;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Load, MS, Sample, Server, check_body, limit, now_ns, tollgate, wait_for};
+use tollgate::{Algorithm, Limit};
 use tollgate_testkit::redis::RedisServer;
-
-const MS: u64 = 1_000_000;
-
-/// How long a server may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------------------------
-// Fixtures: the real binary, its stderr, and a keep-alive HTTP client.
-
-/// Nanoseconds since the Unix epoch on the system clock, the clock Redis's `TIME` reads.
-fn now_ns() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    u64::try_from(since.as_nanos()).expect("before 2554")
-}
-
-/// A `tollgate serve` process with its stderr collected as it is written.
-struct Server {
-    child: Child,
-    http: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `tollgate serve` on a port of the kernel's choice with `config` as its file and
-    /// `args` as extra flags, and waits until it answers `/healthz`.
-    fn start(config: &str, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("tollgate.yaml");
-        std::fs::write(&path, config).expect("write config");
-        let mut child = Command::cargo_bin("tollgate")
-            .expect("binary")
-            .args(["serve", "--http", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .env_remove("TOLLGATE_STORE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tollgate");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr piped");
-        let sink = stderr.clone();
-        // Drained all along, so the server never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut text = sink.lock().expect("stderr lock");
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        let http = loop {
-            let text = stderr.lock().expect("stderr lock").clone();
-            if let Some(addr) = listening_address(&text) {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("tollgate serve exited ({status}) before listening:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tollgate serve did not listen within {START_TIMEOUT:?}:\n{text}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
-        let server = Server {
-            child,
-            http,
-            stderr,
-            _dir: dir,
-        };
-        let healthy = wait_for(START_TIMEOUT, || {
-            server.get("/healthz").is_some_and(|(s, _)| s == 200)
-        });
-        assert!(healthy.is_some(), "no /healthz:\n{}", server.stderr());
-        server
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr lock").clone()
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        Client::new(self.http).request("GET", path, "").ok()
-    }
-
-    /// `POST /v1/check`, which must answer 200.
-    fn check(&self, body: &str) -> Value {
-        let (status, text) = Client::new(self.http)
-            .request("POST", "/v1/check", body)
-            .expect("check answered");
-        assert_eq!(status, 200, "{text}");
-        serde_json::from_str(&text).expect("json")
-    }
-
-    /// `/readyz`: its status and body.
-    fn readyz(&self) -> (u16, Value) {
-        let (status, text) = self.get("/readyz").expect("readyz answered");
-        (status, serde_json::from_str(&text).expect("json"))
-    }
-
-    /// The value of the metric line that starts with `series` (name and labels).
-    fn metric(&self, series: &str) -> Option<f64> {
-        let (_, text) = self.get("/metrics")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    }
-}
-
-/// The address in the server's `HTTP API listening addr=…` log line.
-fn listening_address(stderr: &str) -> Option<SocketAddr> {
-    let line = stderr.lines().find(|l| l.contains("HTTP API listening"))?;
-    let at = line.find("127.0.0.1:")?;
-    let tail = &line[at..];
-    let end = tail
-        .char_indices()
-        .skip("127.0.0.1:".len())
-        .find(|(_, c)| !c.is_ascii_digit())
-        .map_or(tail.len(), |(i, _)| i);
-    tail[..end].parse().ok()
-}
-
-/// Polls `ready` every 20 ms for at most `timeout`; how long it took, or `None`.
-fn wait_for(timeout: Duration, mut ready: impl FnMut() -> bool) -> Option<Duration> {
-    let started = Instant::now();
-    loop {
-        if ready() {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() > timeout {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn sleep_until(at: Instant) {
     thread::sleep(at.saturating_duration_since(Instant::now()));
-}
-
-/// A minimal HTTP/1.1 client on one keep-alive connection (reconnecting after an error), so
-/// that the load measures the server rather than TCP handshakes, with no async runtime.
-struct Client {
-    addr: SocketAddr,
-    conn: Option<BufReader<TcpStream>>,
-}
-
-impl Client {
-    fn new(addr: SocketAddr) -> Client {
-        Client { addr, conn: None }
-    }
-
-    fn request(&mut self, method: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
-        let answer = self.exchange(method, path, body);
-        if answer.is_err() {
-            self.conn = None;
-        }
-        answer
-    }
-
-    fn exchange(&mut self, method: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
-                stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-                self.conn.insert(BufReader::new(stream))
-            }
-        };
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        conn.get_mut()
-            .write_all(format!("{head}{body}").as_bytes())?;
-        let mut line = String::new();
-        conn.read_line(&mut line)?;
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
-        let mut length = 0;
-        let mut close = false;
-        loop {
-            line.clear();
-            if conn.read_line(&mut line)? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.parse().map_err(io::Error::other)?;
-                } else if name.eq_ignore_ascii_case("connection") {
-                    close = value.eq_ignore_ascii_case("close");
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        conn.read_exact(&mut body)?;
-        if close {
-            self.conn = None;
-        }
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    }
-}
-
-/// One check sent by the load: when it was sent and answered (system clock, ns since the
-/// epoch; `sent` rounded down and `received` up to the microsecond, the resolution of
-/// Redis's `TIME`, so that the decision's time lies in `[sent, received]`), and the answer.
-#[derive(Debug, Clone)]
-struct Sample {
-    thread: usize,
-    /// Index into the bodies given to the load.
-    key: usize,
-    sent: u64,
-    received: u64,
-    /// 0 when no HTTP answer came.
-    status: u16,
-    allowed: Option<bool>,
-}
-
-impl Sample {
-    fn latency(&self) -> Duration {
-        Duration::from_nanos(self.received - self.sent)
-    }
-}
-
-/// Load: checks sent back to back by `threads` threads until [`Load::stop`] or `deadline`
-/// (and at most 200 000 each): thread `t` talks to `servers[t % servers.len()]` and sends,
-/// as its `n`-th check, `bodies[pick(t, n)]`.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Vec<Sample>>>,
-}
-
-impl Load {
-    fn start(
-        servers: &[SocketAddr],
-        bodies: &[String],
-        threads: usize,
-        pick: fn(usize, usize) -> usize,
-        deadline: Instant,
-    ) -> Load {
-        let bodies = Arc::new(bodies.to_vec());
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..threads)
-            .map(|thread| {
-                let addr = servers[thread % servers.len()];
-                let bodies = bodies.clone();
-                let stop = stop.clone();
-                thread::spawn(move || load_thread(addr, &bodies, thread, pick, &stop, deadline))
-            })
-            .collect();
-        Load { stop, threads }
-    }
-
-    /// Stops the load and returns every check it sent.
-    fn stop(self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.threads
-            .into_iter()
-            .flat_map(|h| h.join().expect("load thread"))
-            .collect()
-    }
-}
-
-fn load_thread(
-    addr: SocketAddr,
-    bodies: &[String],
-    thread: usize,
-    pick: fn(usize, usize) -> usize,
-    stop: &AtomicBool,
-    deadline: Instant,
-) -> Vec<Sample> {
-    let mut client = Client::new(addr);
-    let mut samples = Vec::new();
-    for n in 0..200_000 {
-        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
-            break;
-        }
-        let key = pick(thread, n);
-        let sent = now_ns() / 1000 * 1000;
-        let answer = client.request("POST", "/v1/check", &bodies[key]);
-        let received = now_ns().div_ceil(1000) * 1000;
-        let (status, decision) = match answer {
-            Ok((status, body)) => (
-                status,
-                serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
-            ),
-            Err(_) => (0, Value::Null),
-        };
-        samples.push(Sample {
-            thread,
-            key,
-            sent,
-            received,
-            status,
-            allowed: decision["allowed"].as_bool(),
-        });
-    }
-    samples
 }
 
 /// Runs a command that must exit by itself within 10 s.
@@ -582,31 +260,16 @@ fn two_servers_sharing_one_redis_keep_every_guarantee_together() {
     let config = format!("store: {}\nstore_timeout_ms: 1000\n", redis.url());
     let servers = [Server::start(&config, &[]), Server::start(&config, &[])];
     let limits = [
-        (
-            "gcra",
-            Limit::new("200/1s".parse().expect("rate"), Algorithm::Gcra, Some(20)),
-        ),
+        ("gcra", limit("200/1s", Algorithm::Gcra, Some(20))),
         (
             "sliding-window",
-            Limit::new(
-                "100/500ms".parse().expect("rate"),
-                Algorithm::SlidingWindow,
-                None,
-            ),
+            limit("100/500ms", Algorithm::SlidingWindow, None),
         ),
         (
             "fixed-window",
-            Limit::new(
-                "100/500ms".parse().expect("rate"),
-                Algorithm::FixedWindow,
-                None,
-            ),
+            limit("100/500ms", Algorithm::FixedWindow, None),
         ),
     ];
-    let limits: Vec<(&str, Limit)> = limits
-        .into_iter()
-        .map(|(name, l)| (name, l.expect("limit")))
-        .collect();
     // Two keys per algorithm: key k is limits[k / 2].
     let keys: Vec<(String, Limit)> = (0..limits.len() * 2)
         .map(|k| {
@@ -614,20 +277,7 @@ fn two_servers_sharing_one_redis_keep_every_guarantee_together() {
             (format!("{name}:{}", k % 2), *limit)
         })
         .collect();
-    let bodies: Vec<String> = keys
-        .iter()
-        .map(|(key, limit)| {
-            let burst = match limit.algorithm() {
-                Algorithm::Gcra => format!(r#","burst":{}"#, limit.burst()),
-                _ => String::new(),
-            };
-            format!(
-                r#"{{"key":"{key}","rate":"{}","algorithm":"{}"{burst}}}"#,
-                limit.rate(),
-                limit.algorithm()
-            )
-        })
-        .collect();
+    let bodies: Vec<String> = keys.iter().map(|(k, l)| check_body(k, l)).collect();
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.http).collect();
     let load = Load::start(
         &addrs,
@@ -649,20 +299,9 @@ fn two_servers_sharing_one_redis_keep_every_guarantee_together() {
     // What the client sees of a decision: it was sent at s, answered at r, and Redis decided
     // it at some d in [s, r] (same host, same clock; s rounded down and r up to TIME's
     // microsecond). With L the longest r - s of an admitted check, d - s lies in [0, L] for
-    // every admission. So checking the sent times s against a limit relaxed by L can never
-    // report a violation the true times d did not commit:
-    //
-    // - gcra (BURST B, T = PERIOD/COUNT): the admissions whose s lies in [x, y] were decided
-    //   in [x, y + L], so there are at most B + floor((y - x + L)/T)
-    //   <= (B + ceil(L/T)) + floor((y - x)/T) of them. Every interval of s times meets the
-    //   guarantee with burst B' = B + ceil(L/T) (+1 to spare), which is what the checker
-    //   tests.
-    // - sliding-window (COUNT per PERIOD P): the admissions whose s lies in [x, x + P - L)
-    //   were decided in [x, x + P), so at most COUNT of them: check windows of P' = P - L
-    //   (rounded down to the millisecond) over the s times. Meaningful while L < P/2.
-    // - fixed-window: an admission whose whole [s, r] lies inside one aligned window was
-    //   decided in that window; counting only those per window can only undercount, so
-    //   COUNT per window still bounds them.
+    // every admission. So checking the sent times s against a limit relaxed by L (by
+    // `common::relaxed`, where the argument for each algorithm is) can never report a
+    // violation the true times d did not commit.
     let admitted_latency = samples
         .iter()
         .filter(|s| s.allowed == Some(true))
@@ -689,52 +328,15 @@ fn two_servers_sharing_one_redis_keep_every_guarantee_together() {
             .filter(|s| s.allowed == Some(true))
             .collect();
         let denied = mine.len() - admitted.len();
-        let at_sent = |a: &[&Sample]| -> Vec<Admission> {
-            a.iter().map(|s| Admission { t: s.sent, cost: 1 }).collect()
-        };
         let count = limit.rate().count();
         let period = limit.rate().period_ns();
         let t = mine.iter().map(|s| s.received).max().unwrap_or(0)
             - mine.iter().map(|s| s.sent).min().unwrap_or(0);
-        let (checked, relaxed, most) = match limit.algorithm() {
-            Algorithm::Gcra => {
-                // ceil(L / T) = ceil(L × COUNT / PERIOD), exactly.
-                let burst = limit.burst() + (l * count).div_ceil(period) + 1;
-                let relaxed =
-                    Limit::new(limit.rate(), Algorithm::Gcra, Some(burst)).expect("relaxed limit");
-                (
-                    at_sent(&admitted),
-                    relaxed,
-                    limit.burst() as f64 + (t * count) as f64 / period as f64,
-                )
-            }
-            Algorithm::SlidingWindow => {
-                assert!(
-                    l < period / 2,
-                    "L = {l} ns is too long for a meaningful check of {key}"
-                );
-                let shorter = (period - l) / MS;
-                let rate = Rate::new(count, shorter, Unit::Millisecond).expect("rate");
-                let relaxed =
-                    Limit::new(rate, Algorithm::SlidingWindow, None).expect("relaxed limit");
-                (
-                    at_sent(&admitted),
-                    relaxed,
-                    count as f64 * t as f64 / period as f64,
-                )
-            }
-            _ => {
-                let inside: Vec<&Sample> = admitted
-                    .iter()
-                    .copied()
-                    .filter(|s| s.sent / period == s.received / period)
-                    .collect();
-                (
-                    at_sent(&inside),
-                    *limit,
-                    count as f64 * t as f64 / period as f64,
-                )
-            }
+        let (checked, relaxed) = common::relaxed(key, limit, &admitted, l);
+        // About how many the limit allows in t.
+        let most = match limit.algorithm() {
+            Algorithm::Gcra => limit.burst() as f64 + (t * count) as f64 / period as f64,
+            _ => count as f64 * t as f64 / period as f64,
         };
         eprintln!(
             "{key} ({limit}): {} admitted, {denied} denied in {:.0} ms; checked against \
@@ -863,8 +465,7 @@ fn a_wrong_or_missing_password_is_reported_without_the_password() {
 
 #[test]
 fn a_bad_store_url_is_refused_with_the_url_quoted_and_its_password_masked() {
-    let out = run(Command::cargo_bin("tollgate")
-        .expect("binary")
+    let out = run(tollgate()
         .args(["serve", "--http", "127.0.0.1:0", "--store"])
         .arg("redis://:hunter2@127.0.0.1:notaport/0"));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -882,8 +483,7 @@ fn a_bad_store_url_is_refused_with_the_url_quoted_and_its_password_masked() {
         "store: redis://admin:hunter2@127.0.0.1:6379/notadb\n",
     )
     .expect("write");
-    let out = run(Command::cargo_bin("tollgate")
-        .expect("binary")
+    let out = run(tollgate()
         .args(["serve", "--http", "127.0.0.1:0", "--config"])
         .arg(&path));
     let err = String::from_utf8_lossy(&out.stderr);
