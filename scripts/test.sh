@@ -18,6 +18,8 @@ need_apt() { # need_apt COMMAND PACKAGE: install PACKAGE from Debian when COMMAN
 # Redis tests start their own redis-server processes on free ports.
 need_apt redis-server redis-server
 need_apt faketime faketime
+# The live monitor's test runs it in a pseudo-terminal made by util-linux's `script`.
+need_apt script bsdutils
 # The web dashboard's end-to-end test drives headless Chromium; the Prometheus alert rules
 # are checked with promtool.
 need_apt chromium chromium

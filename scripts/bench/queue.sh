@@ -121,7 +121,9 @@ for tool in redis-server redis-cli node npm python3; do
 done
 if [[ ! -d "$BULLMQ_DIR/node_modules/bullmq" || ! -d "$BULLMQ_DIR/node_modules/ioredis" ]]; then
   step "installing BullMQ (npm ci in scripts/bench/bullmq)"
-  (cd "$BULLMQ_DIR" && npm ci --no-audit --no-fund)
+  # npm 11 refuses this lock file with `ci` (it lacks other platforms' optional native
+  # add-ons); `install` then installs the same pinned versions and leaves the lock as it is.
+  (cd "$BULLMQ_DIR" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 BULLMQ_VERSION="$(cd "$BULLMQ_DIR" && node -p 'require("bullmq/package.json").version')"
 IOREDIS_VERSION="$(cd "$BULLMQ_DIR" && node -p 'require("ioredis/package.json").version')"

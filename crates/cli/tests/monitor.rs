@@ -1,5 +1,6 @@
 //! `tollgate monitor --once` as scripts run it: against a real `tollgate serve` with real
-//! traffic, against a closed port, and against servers that answer garbage.
+//! traffic, against a closed port, and against servers that answer garbage; and the live view
+//! in a pseudo-terminal, ended by SIGTERM.
 
 mod common;
 
@@ -285,4 +286,98 @@ fn once_sends_the_admin_token() {
     let out = tollgate(&["monitor", "--once", "--server", &url, "--token", "s3cret"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("tollgate "), "{}", stdout(&out));
+}
+
+/// SIGTERM ends the live view as `q` does: the terminal is put back (the alternate screen
+/// left) and the status is 128 + 15. The view runs in a pseudo-terminal that `script` makes.
+#[cfg(unix)]
+#[test]
+fn sigterm_ends_the_live_view_and_puts_the_terminal_back() {
+    let server = start("policies:\n  login: {rate: 2/min}\n");
+    // A policy that has decided something is listed on the first view.
+    assert!(check(&server, r#"{"key":"a","policy":"login"}"#));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let typescript = dir.path().join("typescript");
+    let binary = assert_cmd::cargo::cargo_bin("tollgate");
+    // `script` gives the terminal no size when its own input is not one: 0 × 0 draws nothing.
+    let command = format!(
+        "stty rows 40 cols 120; exec {} monitor --server {} --interval 200ms",
+        binary.display(),
+        server.url()
+    );
+    let script = std::process::Command::new("script")
+        .args(["-q", "-f", "-e", "-c", &command])
+        .arg(&typescript)
+        .env("TERM", "xterm")
+        .env_remove("TOLLGATE_TOKEN")
+        // Kept open and silent: no key reaches the view.
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs");
+    // Killed on the way out whatever happens; the view then gets SIGHUP from its terminal.
+    let mut script = KillOnDrop(script);
+    let screen = || std::fs::read(&typescript).unwrap_or_default();
+    let drawn = wait_for(Duration::from_secs(20), || {
+        let text = String::from_utf8_lossy(&screen()).into_owned();
+        text.contains("\x1b[?1049h") && text.contains("login")
+    });
+    assert!(
+        drawn.is_some(),
+        "the view never showed the policy:\n{}",
+        String::from_utf8_lossy(&screen())
+    );
+    let monitor = child_of(script.0.id()).expect("the monitor runs under script");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &monitor.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exited = wait_for(Duration::from_secs(10), || {
+        script.0.try_wait().expect("try_wait").is_some()
+    });
+    assert!(exited.is_some(), "the view did not end on SIGTERM");
+    let status = script.0.wait().expect("script's status");
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "script passes the view's status on"
+    );
+    let text = String::from_utf8_lossy(&screen()).into_owned();
+    let entered = text
+        .find("\x1b[?1049h")
+        .expect("entered the alternate screen");
+    assert!(
+        text[entered..].contains("\x1b[?1049l"),
+        "the alternate screen was not left: {:?}",
+        &text[text.len().saturating_sub(200)..]
+    );
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The first process whose parent is `parent`, from `/proc`.
+#[cfg(unix)]
+fn child_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after the last ')'.
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (ppid == parent).then_some(pid)
+    })
 }

@@ -7,10 +7,19 @@ use tollgate_core::Error;
 use crate::scripts::Lua;
 use crate::store::RedisStore;
 
-/// The Lua helpers the limit scripts share (exact integer arithmetic, `now_us()` from Redis
-/// `TIME`, and the GCRA/window `eval`/`commit` functions): prepend it to a script that decides
-/// with the same algorithms.
-pub const COMMON_LUA: &str = include_str!("scripts/common.lua");
+/// The Lua helpers every script shares: exact integer formatting (`int`), `now_us()` from
+/// Redis `TIME`, `ceil_ms`, `expire_at`, errors that name their key, and `gcra_tat` (a GCRA
+/// state read). Prepend it to a script; it is run again on every call, so it holds no more
+/// than that.
+pub const BASE_LUA: &str = include_str!("scripts/base.lua");
+
+/// [`BASE_LUA`] and the limit algorithms' `eval`/`commit` functions (GCRA and the windows):
+/// prepend it to a script that decides with the same algorithms.
+pub const COMMON_LUA: &str = concat!(
+    include_str!("scripts/base.lua"),
+    "\n",
+    include_str!("scripts/common.lua")
+);
 
 /// A Lua script another crate runs on a [`RedisStore`] with [`RedisStore::eval`]: by EVALSHA,
 /// and by EVAL when Redis lost it (restart, `SCRIPT FLUSH`, failover).

@@ -109,7 +109,7 @@ mod sentinel;
 mod store;
 
 pub use config::{EXPECTED_FORMS, InvalidUrl, Node, RedisConfig, RedisUrl, Topology};
-pub use eval::{COMMON_LUA, LuaScript};
+pub use eval::{BASE_LUA, COMMON_LUA, LuaScript};
 pub use guard::{GuardConfig, Guarded, OnStoreFailure};
 pub use scripts::MAX_SPAN_US;
 pub use store::{RedisStore, TimedDecision, TimedMultiDecision};

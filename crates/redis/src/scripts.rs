@@ -1,8 +1,9 @@
 //! The Lua scripts, embedded at build time, and the numbers each limit hands them.
 //!
 //! Each operation is one file under `scripts/` with a `-- KEYS[..] ARGV[..]` header;
-//! `common.lua` (the three algorithms and exact integer helpers) is prepended to every check
-//! script, so a single check and a batch decide with the same code. Scripts run by EVALSHA;
+//! `base.lua` (the clock and exact integer helpers) and `common.lua` (the three algorithms)
+//! are prepended to every check script, so a single check and a batch decide with the same
+//! code. Scripts run by EVALSHA;
 //! on NOSCRIPT (a restarted, flushed or newly promoted Redis) the same call is sent once more
 //! as EVAL with the script's text, which runs it and caches it again. EVAL goes where the
 //! EVALSHA went: on a cluster, to the node that owns the keys' slot, so a reload needs no
@@ -111,6 +112,8 @@ pub(crate) struct Scripts {
 macro_rules! with_common {
     ($file:literal) => {
         concat!(
+            include_str!("scripts/base.lua"),
+            "\n",
             include_str!("scripts/common.lua"),
             "\n",
             include_str!(concat!("scripts/", $file))

@@ -14,7 +14,7 @@
 //! `probe`: connects a store (which loads its scripts), watches one check with `MONITOR`, and
 //! prints the exact `EVALSHA` the store sent (SHA, key and ARGV), so that redis-benchmark can
 //! replay the same script with the same arguments. It also checks that the GCRA script's text,
-//! `common.lua` + `gcra.lua` as the store builds it, hashes to that SHA (`--script-out` writes
+//! `base.lua` + `common.lua` + `gcra.lua` as the store builds it, hashes to that SHA (`--script-out` writes
 //! the text).
 //!
 //! Loopback only; every run is bounded (at most 600 s). Each command prints one JSON object.
@@ -37,9 +37,11 @@ const MAX_DURATION_SECS: f64 = 600.0;
 /// Latencies above this (in ns) are recorded as this.
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
-/// The GCRA script exactly as tollgate-redis builds it (`scripts.rs`: common.lua, a newline,
-/// gcra.lua).
+/// The GCRA script exactly as tollgate-redis builds it (`scripts.rs`: base.lua, common.lua and
+/// gcra.lua, joined by newlines).
 const GCRA_SCRIPT: &str = concat!(
+    include_str!("../../../crates/redis/src/scripts/base.lua"),
+    "\n",
     include_str!("../../../crates/redis/src/scripts/common.lua"),
     "\n",
     include_str!("../../../crates/redis/src/scripts/gcra.lua")
@@ -238,7 +240,7 @@ async fn probe(args: ProbeArgs) -> anyhow::Result<serde_json::Value> {
     let text_sha = redis::Script::new(GCRA_SCRIPT).get_hash().to_string();
     if &text_sha != sha {
         bail!(
-            "the store ran script {sha}, but common.lua + gcra.lua hash to {text_sha}: the \
+            "the store ran script {sha}, but base.lua + common.lua + gcra.lua hash to {text_sha}: the \
              script text here is out of date"
         );
     }

@@ -1,9 +1,12 @@
 //! The live view: a reader thread reads the server every interval and sends each outcome
 //! here; this loop turns keys and outcomes into [`State`] and draws it. The terminal is put
-//! back on every way out: return, error (the guard) and panic (ratatui's panic hook).
+//! back on every way out: return, error (the guard), panic (ratatui's panic hook) and
+//! SIGTERM, SIGHUP or SIGINT (which end the view like a quit key).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -43,12 +46,22 @@ pub fn run(client: StatsClient, interval: Duration) -> anyhow::Result<ExitCode> 
         .spawn(move || read_forever(&client, interval, &outcomes, &wake_rx))
         .context("cannot start the reader thread")?;
 
+    // Registered before the terminal changes: from then on a signal that would end the process
+    // (leaving it raw, on the alternate screen) ends the loop instead.
+    let ended = Arc::new(AtomicUsize::new(0));
+    watch_ending_signals(&ended)?;
     let _restore = Restore;
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let started = Instant::now();
     let clock = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut state = State::new(&server, interval);
     loop {
+        if let signal @ 1.. = ended.load(Ordering::Relaxed) {
+            // The shell's convention for a process ended by a signal.
+            return Ok(ExitCode::from(
+                u8::try_from(128 + signal).unwrap_or(u8::MAX),
+            ));
+        }
         while let Ok(outcome) = outcomes_rx.try_recv() {
             state.on_read(outcome, clock());
         }
@@ -71,6 +84,25 @@ pub fn run(client: StatsClient, interval: Duration) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sets `ended` to the number of the first of SIGTERM, SIGHUP or SIGINT to arrive; the loop
+/// looks at it every [`TICK`] at the latest.
+#[cfg(unix)]
+fn watch_ending_signals(ended: &Arc<AtomicUsize>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for signal in [SIGTERM, SIGHUP, SIGINT] {
+        let number = usize::try_from(signal).context("a signal number")?;
+        signal_hook::flag::register_usize(signal, ended.clone(), number)
+            .with_context(|| format!("cannot handle signal {signal}"))?;
+    }
+    Ok(())
+}
+
+/// Elsewhere only Ctrl-C reaches the program, as a key (raw mode).
+#[cfg(not(unix))]
+fn watch_ending_signals(_ended: &Arc<AtomicUsize>) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Reads the server now, then every `interval` or when woken, until the view is gone.

@@ -10,7 +10,7 @@ mod reply;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use tollgate_redis::{COMMON_LUA, LuaScript, RedisStore};
+use tollgate_redis::{BASE_LUA, LuaScript, RedisStore};
 
 use crate::error::QueueError;
 use crate::spec::{QueueSpec, millis, validate_name};
@@ -21,13 +21,15 @@ use reply::Reply;
 /// The set of queue names.
 const REGISTRY: &str = "tollgate:queues";
 
-/// A queue script: tollgate-redis's common.lua (time, GCRA), then queue.lua, then the
-/// operation. Built once per process; the text lives as long as the program.
+/// A queue script: tollgate-redis's base.lua (time, integers, the GCRA state), then
+/// queue.lua, then the operation. Built once per process; the text lives as long as the
+/// program. (Not common.lua: Redis runs a script's whole text on every call, and defining
+/// the limit algorithms cost each queue call about 1.2 µs of Redis's time for nothing.)
 macro_rules! script {
     ($file:literal) => {
         LazyLock::new(|| {
             let text = format!(
-                "{COMMON_LUA}\n{}\n{}",
+                "{BASE_LUA}\n{}\n{}",
                 include_str!("scripts/queue.lua"),
                 include_str!(concat!("scripts/", $file))
             );

@@ -1,5 +1,5 @@
--- queue.lua: what every queue script shares; the crate prepends tollgate-redis's common.lua
--- (now_us, int, gcra_tat, expire_at, ceil_ms) and this file to each operation's script.
+-- queue.lua: what every queue script shares; the crate prepends tollgate-redis's base.lua
+-- (now_us, int, gcra_tat, ceil_ms) and this file to each operation's script.
 --
 -- KEYS (every script, in this order; one hash tag, so one Cluster slot):
 --   1 meta      hash: settings and counters
@@ -8,14 +8,14 @@
 --   4 inflight  zset: score the time (ms) the lease expires
 --   5 dead      zset: score the time (ms) the task died
 --   6 tasks     hash: ID -> payload, ID:m -> "priority:attempts", ID:e -> last error
---   7 tat       string: the token bucket's arrival time, µs (common.lua's GCRA state)
+--   7 tat       string: the token bucket's arrival time, µs (base.lua's gcra_tat)
 local META, WAITING, DELAYED, INFLIGHT, DEAD, TASKS, TAT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
--- common.lua's int() for the whole numbers these scripts write (times, ids, counters,
+-- base.lua's int() for the whole numbers these scripts write (times, ids, counters,
 -- priorities): '%d' when the number is whole and exact (|n| < 2^53), which spares the
 -- multi-precision work of '%.0f' (a few percent of a reserve); anything else goes to
--- common.lua's int(). The text is the same but for -0, written "0", the same score.
+-- base.lua's int(). The text is the same but for -0, written "0", the same score.
 local exact_int = int
 local function int(n)
   if n % 1 == 0 and n > -9007199254740992 and n < 9007199254740992 then
@@ -204,8 +204,11 @@ local function housekeep_if_due(m, w, now_ms)
 end
 
 -- One token of the queue's GCRA bucket (T = t µs, tolerance burst x T) at `now` (µs): takes
--- it and returns nil, or returns the ms until one is free. common.lua's gcra_eval and
--- gcra_commit for a cost of 1, with the state read once.
+-- it and returns nil, or returns the ms until one is free. tollgate-redis's gcra_eval and
+-- gcra_commit for a cost of 1, with the state read once and written by one SET. The state
+-- expires once the bucket is full again: PX is relative to Redis's clock, which `now` was
+-- read from at the start of this script, so one ms more than the wait rounded up keeps it
+-- at least that long (kept longer, it only says what a missing key says: full).
 local function take_token(t, burst, now)
   local tat = gcra_tat(TAT)
   local after = math.max(tat - now, 0) + t
@@ -213,8 +216,7 @@ local function take_token(t, burst, now)
     return ceil_ms(after - t * burst)
   end
   local next_tat = math.max(tat, now) + t
-  redis.call('SET', TAT, int(next_tat))
-  expire_at(TAT, next_tat)
+  redis.call('SET', TAT, int(next_tat), 'PX', int(ceil_ms(next_tat - now) + 1))
   return nil
 end
 
