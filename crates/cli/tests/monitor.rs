@@ -288,62 +288,122 @@ fn once_sends_the_admin_token() {
     assert!(stdout(&out).starts_with("tollgate "), "{}", stdout(&out));
 }
 
+/// `tollgate monitor` live, in a pseudo-terminal that `script` makes, against a server whose
+/// policy `login` has decided something (so the first view lists it).
+#[cfg(unix)]
+struct LiveView {
+    script: KillOnDrop,
+    monitor: u32,
+    typescript: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _server: Server,
+}
+
+#[cfg(unix)]
+impl LiveView {
+    /// Starts the view and waits until it has drawn the policy.
+    fn start() -> LiveView {
+        let server = start("policies:\n  login: {rate: 2/min}\n");
+        assert!(check(&server, r#"{"key":"a","policy":"login"}"#));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let typescript = dir.path().join("typescript");
+        let binary = assert_cmd::cargo::cargo_bin("tollgate");
+        // `script` gives the terminal no size when its own input is not one: 0 × 0 draws
+        // nothing.
+        let command = format!(
+            "stty rows 40 cols 120; exec {} monitor --server {} --interval 200ms",
+            binary.display(),
+            server.url()
+        );
+        let script = std::process::Command::new("script")
+            .args(["-q", "-f", "-e", "-c", &command])
+            .arg(&typescript)
+            .env("TERM", "xterm")
+            .env_remove("TOLLGATE_TOKEN")
+            // Kept open and silent: no key reaches the view.
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("script (util-linux) runs");
+        let script = KillOnDrop(script);
+        let screen = || {
+            String::from_utf8_lossy(&std::fs::read(&typescript).unwrap_or_default()).into_owned()
+        };
+        let drawn = wait_for(Duration::from_secs(20), || {
+            let text = screen();
+            text.contains("\x1b[?1049h") && text.contains("login")
+        });
+        assert!(
+            drawn.is_some(),
+            "the view never showed the policy:\n{}",
+            screen()
+        );
+        let monitor = child_of(script.0.id()).expect("the monitor runs under script");
+        LiveView {
+            script,
+            monitor,
+            typescript,
+            _dir: dir,
+            _server: server,
+        }
+    }
+
+    /// What the view has written to its terminal.
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.typescript).unwrap_or_default()).into_owned()
+    }
+
+    /// Whether the monitor process has ended (gone, or a zombie waiting for its new parent).
+    fn monitor_ended(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.monitor))
+            .ok()
+            .and_then(|stat| {
+                let state = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_string();
+                Some(state == "Z" || state == "X")
+            })
+            .unwrap_or(true)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for LiveView {
+    fn drop(&mut self) {
+        // Never left behind, even by a failed test.
+        if !self.monitor_ended() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.monitor.to_string()])
+                .status();
+        }
+    }
+}
+
 /// SIGTERM ends the live view as `q` does: the terminal is put back (the alternate screen
-/// left) and the status is 128 + 15. The view runs in a pseudo-terminal that `script` makes.
+/// left) and the status is 128 + 15.
 #[cfg(unix)]
 #[test]
 fn sigterm_ends_the_live_view_and_puts_the_terminal_back() {
-    let server = start("policies:\n  login: {rate: 2/min}\n");
-    // A policy that has decided something is listed on the first view.
-    assert!(check(&server, r#"{"key":"a","policy":"login"}"#));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let typescript = dir.path().join("typescript");
-    let binary = assert_cmd::cargo::cargo_bin("tollgate");
-    // `script` gives the terminal no size when its own input is not one: 0 × 0 draws nothing.
-    let command = format!(
-        "stty rows 40 cols 120; exec {} monitor --server {} --interval 200ms",
-        binary.display(),
-        server.url()
-    );
-    let script = std::process::Command::new("script")
-        .args(["-q", "-f", "-e", "-c", &command])
-        .arg(&typescript)
-        .env("TERM", "xterm")
-        .env_remove("TOLLGATE_TOKEN")
-        // Kept open and silent: no key reaches the view.
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("script (util-linux) runs");
-    // Killed on the way out whatever happens; the view then gets SIGHUP from its terminal.
-    let mut script = KillOnDrop(script);
-    let screen = || std::fs::read(&typescript).unwrap_or_default();
-    let drawn = wait_for(Duration::from_secs(20), || {
-        let text = String::from_utf8_lossy(&screen()).into_owned();
-        text.contains("\x1b[?1049h") && text.contains("login")
-    });
-    assert!(
-        drawn.is_some(),
-        "the view never showed the policy:\n{}",
-        String::from_utf8_lossy(&screen())
-    );
-    let monitor = child_of(script.0.id()).expect("the monitor runs under script");
+    let mut view = LiveView::start();
     let killed = std::process::Command::new("kill")
-        .args(["-TERM", &monitor.to_string()])
+        .args(["-TERM", &view.monitor.to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
     let exited = wait_for(Duration::from_secs(10), || {
-        script.0.try_wait().expect("try_wait").is_some()
+        view.script.0.try_wait().expect("try_wait").is_some()
     });
     assert!(exited.is_some(), "the view did not end on SIGTERM");
-    let status = script.0.wait().expect("script's status");
+    let status = view.script.0.wait().expect("script's status");
     assert_eq!(
         status.code(),
         Some(128 + 15),
         "script passes the view's status on"
     );
-    let text = String::from_utf8_lossy(&screen()).into_owned();
+    let text = view.screen();
     let entered = text
         .find("\x1b[?1049h")
         .expect("entered the alternate screen");
@@ -352,6 +412,18 @@ fn sigterm_ends_the_live_view_and_puts_the_terminal_back() {
         "the alternate screen was not left: {:?}",
         &text[text.len().saturating_sub(200)..]
     );
+}
+
+/// A terminal that goes away (an SSH session dropped: here `script`, which holds it, killed)
+/// ends the view; it does not stay behind reading the closed terminal forever.
+#[cfg(unix)]
+#[test]
+fn a_terminal_that_hangs_up_ends_the_live_view() {
+    let mut view = LiveView::start();
+    view.script.0.kill().expect("kill script");
+    let _ = view.script.0.wait();
+    let ended = wait_for(Duration::from_secs(10), || view.monitor_ended());
+    assert!(ended.is_some(), "the view outlived its terminal");
 }
 
 /// A child process killed (and reaped) when dropped.

@@ -87,15 +87,27 @@ pub fn run(client: StatsClient, interval: Duration) -> anyhow::Result<ExitCode> 
 }
 
 /// Sets `ended` to the number of the first of SIGTERM, SIGHUP or SIGINT to arrive; the loop
-/// looks at it every [`TICK`] at the latest.
+/// looks at it every [`TICK`] at the latest. A loop that does not end within two ticks is
+/// stuck where it cannot look: crossterm reads the end-of-file of a terminal that hung up
+/// again and again and never returns. Then this thread puts the terminal back (if it is
+/// still there) and ends the process itself.
 #[cfg(unix)]
 fn watch_ending_signals(ended: &Arc<AtomicUsize>) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    for signal in [SIGTERM, SIGHUP, SIGINT] {
-        let number = usize::try_from(signal).context("a signal number")?;
-        signal_hook::flag::register_usize(signal, ended.clone(), number)
-            .with_context(|| format!("cannot handle signal {signal}"))?;
-    }
+    use signal_hook::iterator::Signals;
+    let mut signals = Signals::new([SIGTERM, SIGHUP, SIGINT]).context("cannot handle signals")?;
+    let ended = ended.clone();
+    std::thread::Builder::new()
+        .name("monitor-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                ended.store(usize::try_from(signal).unwrap_or(1), Ordering::Relaxed);
+                std::thread::sleep(TICK * 2);
+                ratatui::restore();
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
     Ok(())
 }
 
