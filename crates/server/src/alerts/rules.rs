@@ -121,13 +121,7 @@ pub fn observe(
                 (true, Some(b)) => format!("{} store's circuit breaker is {b}", s.kind),
                 (true, None) => format!("{} store is ready", s.kind),
             };
-            vec![Observation {
-                subject: "store".to_string(),
-                active,
-                value: f64::from(u8::from(active)),
-                threshold: 1.0,
-                message,
-            }]
+            store_observation(active, message)
         }
         RuleKind::BreakerOpen => {
             let s = &report.store;
@@ -141,13 +135,7 @@ pub fn observe(
                 ),
                 None => format!("{} store's circuit breakers are closed", s.kind),
             };
-            vec![Observation {
-                subject: "store".to_string(),
-                active,
-                value: f64::from(u8::from(active)),
-                threshold: 1.0,
-                message,
-            }]
+            store_observation(active, message)
         }
         RuleKind::QueueDeadlineAtRisk { queue } => queues(queue)?
             .into_iter()
@@ -250,4 +238,16 @@ pub fn human_ms(ms: u64) -> String {
         _ if s % 3600 / 60 == 0 => format!("{}h", s / 3600),
         _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
     }
+}
+
+/// The one observation a store rule makes: active or not (its value 1 or 0 against a
+/// threshold of 1), and why.
+fn store_observation(active: bool, message: String) -> Vec<Observation> {
+    vec![Observation {
+        subject: "store".to_string(),
+        active,
+        value: f64::from(u8::from(active)),
+        threshold: 1.0,
+        message,
+    }]
 }
