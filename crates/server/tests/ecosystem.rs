@@ -266,13 +266,15 @@ redis: {{connect_timeout_ms: 100}}
     ] {
         assert!(wanted.contains(name), "{name} unused");
     }
-    // The sampler fills the queue, controller and alert series once a second: poll.
+    // The sampler fills the queue, controller and alert series once a second: poll (30 s:
+    // once, on a loaded machine, 15 s were not enough; which series was late went unrecorded,
+    // the message below names it).
     let begin = Instant::now();
     let (missing, text) = loop {
         let text = scrape(&http, &main.base).await + &scrape(&http, &down.base).await;
         let have = exported(&text);
         let missing: Vec<_> = wanted.difference(&have).cloned().collect();
-        if missing.is_empty() || begin.elapsed() > Duration::from_secs(15) {
+        if missing.is_empty() || begin.elapsed() > Duration::from_secs(30) {
             break (missing, text);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
