@@ -24,7 +24,8 @@ TOLLGATE_ATTEMPT (and TOLLGATE_STARTED_US, the start on the store's clock) in it
 attempt, retried with backoff and dead-lettered after the queue's max attempts.
 --webhook POSTs the payload (content-type application/json, headers X-Tollgate-Queue,
 X-Tollgate-Task, X-Tollgate-Attempt): 2xx is done; 429 and 5xx fail the attempt and honour
-Retry-After (seconds); other answers, timeouts and refused connections fail it too.
+Retry-After (seconds or an HTTP date); other answers, timeouts and refused connections fail it
+too.
 Delivery is at-least-once: a task whose worker dies runs again after its visibility timeout.
 
 Exit status: 0 after SIGTERM/Ctrl-C (or --until-empty), 2 on bad flags or an unknown queue.
@@ -242,6 +243,20 @@ async fn exec(cmd: Arc<str>, lease: Lease, timeout: Duration) -> Result<(), JobE
     }
 }
 
+/// A `Retry-After` value (RFC 9110 §10.2.3): whole seconds, or an HTTP date (a date already
+/// past is no wait). Anything else is `None`: the queue's backoff applies.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 async fn webhook(client: reqwest::Client, url: Arc<str>, lease: Lease) -> Result<(), JobError> {
     let response = client
         .post(&*url)
@@ -262,12 +277,39 @@ async fn webhook(client: reqwest::Client, url: Arc<str>, lease: Lease) -> Result
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(retry_after);
     match retry_after {
         Some(delay) if status.as_u16() == 429 || status.is_server_error() => {
             Err(JobError::retry_after(message, delay))
         }
         _ => Err(JobError::new(message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::retry_after;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0 "), Some(Duration::ZERO));
+        // An HTTP date has whole seconds: 10 s ahead is a wait of 9 to 10 s.
+        let ahead = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(10));
+        let wait = retry_after(&ahead).expect("an HTTP date");
+        assert!(
+            (9..=10).contains(&wait.as_secs()),
+            "{ahead}: waits {wait:?}"
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date past is no wait"
+        );
+        for bad in ["", "soon", "-5", "1.5", "Wed, 21 Oct 2015"] {
+            assert_eq!(retry_after(bad), None, "{bad:?}");
+        }
     }
 }

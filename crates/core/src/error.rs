@@ -87,3 +87,26 @@ impl Error {
         }
     }
 }
+
+/// A cost larger than a limit can ever admit at once, from a limiter without keys
+/// (`DirectLimiter::admit`): the one way its verdict can fail, small and `Copy` so that a hot
+/// loop pays nothing for the error it almost never gets. As an [`Error`] (`?` converts it) it
+/// is `cost_exceeds_limit` for the key `(direct)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cost {cost} exceeds the limit's capacity {capacity}")]
+pub struct CapacityExceeded {
+    /// The cost asked for.
+    pub cost: u64,
+    /// The most the limit admits at once.
+    pub capacity: u64,
+}
+
+impl From<CapacityExceeded> for Error {
+    fn from(e: CapacityExceeded) -> Error {
+        Error::CostExceedsLimit {
+            key: "(direct)".to_string(),
+            cost: e.cost,
+            capacity: e.capacity,
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! ahead of the clock.
 
 use crate::clock::{Nanos, ceil_ms};
-use crate::decision::Decision;
+use crate::decision::{Admission, Decision};
 use crate::limit::Limit;
 use crate::state::LimitState;
 
@@ -53,10 +53,36 @@ impl Step {
         }
     }
 
+    /// [`Step::new`] with nothing pending, for a `cost` already checked against the limit's
+    /// capacity ([`Limit::check_cost`]): then `cost·T ≤ τ < 2^62`, and with times below 2^63
+    /// and a TAT at most τ ahead of the clock no sum can wrap, so plain arithmetic does
+    /// (checked in debug builds), without the saturation `new` needs for any `pending`.
+    #[inline(always)]
+    pub fn within_capacity(tat: Nanos, limit: &Limit, now: Nanos, cost: u64) -> Step {
+        let base = tat.max(now);
+        Step {
+            now,
+            horizon: now + limit.tolerance_ns(),
+            base,
+            next: base + limit.interval_ns() * cost,
+        }
+    }
+
     /// Whether the request is admitted.
     #[inline(always)]
     pub fn allowed(&self) -> bool {
         self.next <= self.horizon
+    }
+
+    /// The verdict and, when denied, the wait: what [`Decision::retry_after_ms`] is before
+    /// rounding.
+    #[inline(always)]
+    pub fn admission(&self) -> Admission {
+        if self.allowed() {
+            Admission::ADMITTED
+        } else {
+            Admission::denied(self.next - self.horizon)
+        }
     }
 
     /// The decision (CONTRACT §4).
@@ -97,15 +123,17 @@ pub fn decide(
     (step.decision(limit), next)
 }
 
-/// The verdict alone: the new TAT when `cost` is admitted at `now`, `None` when denied. The
-/// same rule as [`decide`], without computing the decision's other fields.
+/// The verdict alone: `Ok(new TAT)` when `cost` is admitted at `now`, `Err(wait)` (ns, at
+/// least 1) when denied. The same rule as [`decide`], without computing the decision's other
+/// fields.
 #[inline]
-pub fn admit(tat: Nanos, limit: &Limit, now: Nanos, cost: u64) -> Option<Nanos> {
-    let horizon = now.saturating_add(limit.tolerance_ns());
-    let next = tat
-        .max(now)
-        .saturating_add(limit.interval_ns().saturating_mul(cost));
-    (next <= horizon).then_some(next)
+pub fn admit(tat: Nanos, limit: &Limit, now: Nanos, cost: u64) -> Result<Nanos, Nanos> {
+    let step = Step::new(tat, limit, now, cost, 0);
+    if step.allowed() {
+        Ok(step.next)
+    } else {
+        Err(step.next - step.horizon)
+    }
 }
 
 impl LimitState for Gcra {
@@ -177,6 +205,40 @@ mod tests {
         let d = s.apply(&l, S, 1);
         assert_eq!((d.allowed, d.retry_after_ms), (false, 250));
         assert!(s.apply(&l, S + 250_000_000, 1).allowed);
+    }
+
+    /// `admit` agrees with `decide`: the same new TAT when admitted, and when denied the wait
+    /// that `retry_after_ms` rounds up; `Step::admission` says the same.
+    #[test]
+    fn admit_is_decide_without_the_other_fields() {
+        let l = limit("10/s", Algorithm::Gcra, Some(3));
+        let mut tat = 0;
+        let mut now = 100 * S;
+        let (mut admitted, mut denied) = (0, 0);
+        for step in 0u64..200 {
+            now += (step * 7_919_000) % 90_000_000;
+            let cost = step % 4;
+            let (decision, next) = decide(tat, &l, now, cost, 0);
+            let admission = Step::new(tat, &l, now, cost, 0).admission();
+            match admit(tat, &l, now, cost) {
+                Ok(new_tat) => {
+                    assert!(decision.allowed && admission.is_admitted(), "step {step}");
+                    assert_eq!(next.unwrap_or(tat), if cost > 0 { new_tat } else { tat });
+                    tat = next.unwrap_or(tat);
+                    admitted += 1;
+                }
+                Err(wait) => {
+                    assert!(!decision.allowed && wait > 0, "step {step}");
+                    assert_eq!(crate::ceil_ms(wait), decision.retry_after_ms);
+                    assert_eq!(admission, Admission::denied(wait));
+                    denied += 1;
+                }
+            }
+        }
+        assert!(
+            admitted > 20 && denied > 20,
+            "{admitted} admitted, {denied} denied"
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@ mod store;
 pub mod window;
 
 pub use clock::{Clock, FakeClock, Nanos, SystemClock, ceil_ms};
-pub use decision::{Check, Decision, MultiDecision};
-pub use error::Error;
+pub use decision::{Admission, Check, Decision, MultiDecision};
+pub use error::{CapacityExceeded, Error};
 pub use gcra::Gcra;
 pub use limit::{Algorithm, Family, Limit, MAX_KEY_BYTES, validate_key};
 pub use rate::{MAX_COUNT, Rate, Unit};

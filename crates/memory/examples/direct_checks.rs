@@ -59,7 +59,7 @@ fn run_tollgate_check(limiter: &DirectLimiter, n: u64) -> u64 {
 fn run_tollgate_admit(limiter: &DirectLimiter, n: u64) -> u64 {
     let mut allowed = 0;
     for _ in 0..n {
-        if black_box(limiter.admit(black_box(1))).is_ok_and(|a| a) {
+        if black_box(limiter.admit(black_box(1))).is_ok_and(|a| a.is_admitted()) {
             allowed += 1;
         }
     }
@@ -85,7 +85,7 @@ const BATCHES: usize = 3_000;
 fn time_all(limit: Limit, quota: Quota, deny: bool) -> ExitCode {
     let tollgate = DirectLimiter::new(limit);
     let governor: DefaultDirectRateLimiter = RateLimiter::direct(quota);
-    if deny && !(tollgate.admit(1).is_ok_and(|a| a) && governor.check().is_ok()) {
+    if deny && !(tollgate.admit(1).is_ok_and(|a| a.is_admitted()) && governor.check().is_ok()) {
         return usage("the first check was not admitted");
     }
     let runs: [(&str, &dyn Fn() -> u64); 3] = [
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
     let allowed = match which.as_str() {
         "tollgate_check" | "tollgate_admit" => {
             let limiter = DirectLimiter::new(limit);
-            if deny && !limiter.admit(1).is_ok_and(|a| a) {
+            if deny && !limiter.admit(1).is_ok_and(|a| a.is_admitted()) {
                 return usage("tollgate did not admit the first check");
             }
             if which == "tollgate_check" {

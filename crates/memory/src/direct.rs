@@ -6,7 +6,8 @@ use parking_lot::Mutex;
 
 use crate::Padded;
 use tollgate_core::{
-    Clock, Decision, Error, FixedWindow, Limit, LimitState, SlidingLog, SystemClock, gcra::Step,
+    Admission, CapacityExceeded, Clock, Decision, Error, FixedWindow, Limit, LimitState,
+    SlidingLog, SystemClock, gcra::Step,
 };
 
 enum State {
@@ -25,6 +26,12 @@ enum State {
 /// let limiter = DirectLimiter::new(Limit::gcra("10/s".parse()?));
 /// assert!(limiter.check(4)?.allowed);
 /// assert_eq!(limiter.check(0)?.remaining, 6);
+/// // The verdict alone, for hot loops: 6 more fit, the 7th is told to wait (T = 100 ms).
+/// for _ in 0..6 {
+///     assert!(limiter.admit(1)?.is_admitted());
+/// }
+/// let denied = limiter.admit(1)?;
+/// assert!(!denied.is_admitted() && denied.retry_after_ms() <= 100);
 /// # Ok::<(), tollgate_core::Error>(())
 /// ```
 pub struct DirectLimiter<C: Clock = SystemClock> {
@@ -79,16 +86,21 @@ impl<C: Clock> DirectLimiter<C> {
         self.step_gcra(tat, cost).decision(&self.limit)
     }
 
-    /// Admits `cost` when the limit allows: `Ok(true)` admitted (and consumed), `Ok(false)`
-    /// denied (nothing consumed). The same rule as [`check`](Self::check) without the
-    /// decision's other fields, for hot loops that only need the verdict.
+    /// Admits `cost` when the limit allows (and consumes it), or says how long until it would
+    /// (nothing consumed). The same rule as [`check`](Self::check) without the decision's
+    /// other fields, for hot loops that only need the verdict: what governor's `check` gives.
+    /// The only error, a cost over the capacity, is a small `Copy` value (`?` makes it an
+    /// [`Error`]).
     #[inline(always)]
-    pub fn admit(&self, cost: u64) -> Result<bool, Error> {
-        let State::Gcra(tat) = &self.state else {
-            return self.check_locked(cost).map(|d| d.allowed);
-        };
-        self.limit.check_cost("(direct)", cost)?;
-        Ok(self.step_gcra(&tat.0, cost).allowed())
+    pub fn admit(&self, cost: u64) -> Result<Admission, CapacityExceeded> {
+        let capacity = self.limit.capacity();
+        if cost > capacity {
+            return Err(CapacityExceeded { cost, capacity });
+        }
+        Ok(match &self.state {
+            State::Gcra(tat) => self.step_gcra(&tat.0, cost).admission(),
+            _ => Admission::from(&self.apply_locked(cost)),
+        })
     }
 
     /// Applies GCRA to the atomic TAT (a peek stores nothing) and returns the step that won.
@@ -99,7 +111,8 @@ impl<C: Clock> DirectLimiter<C> {
         let now = self.clock.now();
         let mut current = tat.load(Ordering::Acquire);
         loop {
-            let step = Step::new(current, &self.limit, now, cost, 0);
+            // `check` and `admit` checked the cost against the capacity.
+            let step = Step::within_capacity(current, &self.limit, now, cost);
             if !step.allowed() || cost == 0 {
                 return step;
             }
@@ -115,16 +128,16 @@ impl<C: Clock> DirectLimiter<C> {
     #[inline(never)]
     fn check_locked(&self, cost: u64) -> Result<Decision, Error> {
         self.limit.check_cost("(direct)", cost)?;
+        Ok(self.apply_locked(cost))
+    }
+
+    /// [`check_locked`](Self::check_locked) for a cost already checked.
+    #[inline(never)]
+    fn apply_locked(&self, cost: u64) -> Decision {
         match &self.state {
-            State::Gcra(tat) => Ok(self.check_gcra(&tat.0, cost)),
-            State::Sliding(log) => {
-                let mut log = log.lock();
-                Ok(log.apply(&self.limit, self.clock.now(), cost))
-            }
-            State::Fixed(window) => {
-                let mut window = window.lock();
-                Ok(window.apply(&self.limit, self.clock.now(), cost))
-            }
+            State::Gcra(tat) => self.check_gcra(&tat.0, cost),
+            State::Sliding(log) => log.lock().apply(&self.limit, self.clock.now(), cost),
+            State::Fixed(window) => window.lock().apply(&self.limit, self.clock.now(), cost),
         }
     }
 
@@ -192,7 +205,14 @@ mod tests {
         let err = direct.check(5).expect_err("over capacity");
         assert_eq!(err.code(), "cost_exceeds_limit");
         let err = direct.admit(5).expect_err("over capacity");
-        assert_eq!(err.code(), "cost_exceeds_limit");
+        assert_eq!(
+            err,
+            CapacityExceeded {
+                cost: 5,
+                capacity: 4
+            }
+        );
+        assert_eq!(Error::from(err).code(), "cost_exceeds_limit");
         assert_eq!(
             direct.check(0).map(|d| d.remaining),
             Ok(4),

@@ -5,7 +5,7 @@ use compact_str::CompactString;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use tollgate_core::{Decision, FixedWindow, Gcra, Limit, LimitState, Nanos, SlidingLog};
+use tollgate_core::{Admission, Decision, FixedWindow, Gcra, Limit, LimitState, Nanos, SlidingLog};
 
 use crate::WhenFull;
 
@@ -124,28 +124,28 @@ impl Shard {
         now: Nanos,
         cost: u64,
         bounds: Bounds,
-    ) -> Result<bool, tollgate_core::Error> {
+    ) -> Result<Admission, tollgate_core::Error> {
         if let Some(e) = self.gcra.find_mut(hash, eq(key)) {
             return Ok(
                 match tollgate_core::gcra::admit(e.state.tat, limit, now, cost) {
-                    Some(next) => {
+                    Ok(next) => {
                         if cost > 0 {
                             e.state.tat = next;
                         }
-                        true
+                        Admission::ADMITTED
                     }
-                    None => false,
+                    Err(wait) => Admission::denied(wait),
                 },
             );
         }
         match tollgate_core::gcra::admit(0, limit, now, cost) {
-            Some(tat) if cost > 0 => {
+            Ok(tat) if cost > 0 => {
                 self.make_room(now, bounds)?;
                 self.insert(hash, key, Gcra { tat });
-                Ok(true)
+                Ok(Admission::ADMITTED)
             }
-            Some(_) => Ok(true),
-            None => Ok(false),
+            Ok(_) => Ok(Admission::ADMITTED),
+            Err(wait) => Ok(Admission::denied(wait)),
         }
     }
 

@@ -4,8 +4,8 @@ use std::hash::BuildHasher;
 
 use parking_lot::{Mutex, MutexGuard};
 use tollgate_core::{
-    Check, Clock, Decision, Error, Family, FixedWindow, Gcra, Limit, MultiDecision, Nanos,
-    SlidingLog, SystemClock, validate_key,
+    Admission, Check, Clock, Decision, Error, Family, FixedWindow, Gcra, Limit, MultiDecision,
+    Nanos, SlidingLog, SystemClock, validate_key,
 };
 
 use crate::Padded;
@@ -190,12 +190,12 @@ impl<C: Clock> MemoryStore<C> {
         }
     }
 
-    /// Admits `cost` on `key` when `limit` allows: `Ok(true)` admitted (and consumed),
-    /// `Ok(false)` denied (nothing consumed). The same rule as [`check`](Self::check) without
-    /// the decision's other fields, for hot paths that only need the verdict.
-    pub fn admit(&self, key: &str, limit: &Limit, cost: u64) -> Result<bool, Error> {
+    /// Admits `cost` on `key` when `limit` allows (and consumes it), or says how long until
+    /// it would (nothing consumed). The same rule as [`check`](Self::check) without the
+    /// decision's other fields, for hot paths that only need the verdict.
+    pub fn admit(&self, key: &str, limit: &Limit, cost: u64) -> Result<Admission, Error> {
         if limit.algorithm().family() != Family::Gcra {
-            return self.check(key, limit, cost).map(|d| d.allowed);
+            return self.check(key, limit, cost).map(|d| Admission::from(&d));
         }
         validate_key(key)?;
         limit.check_cost(key, cost)?;

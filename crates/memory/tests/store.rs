@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tollgate_core::{Algorithm, Check, DynStore, FakeClock, Limit, Store};
+use tollgate_core::{Admission, Algorithm, Check, Decision, DynStore, FakeClock, Limit, Store};
 use tollgate_memory::{MemoryStore, WhenFull};
 use tollgate_testkit::ready;
 
@@ -250,7 +250,7 @@ fn the_store_trait_and_its_object_safe_form_agree() {
 }
 
 #[test]
-fn admit_gives_the_same_verdicts_as_check() {
+fn admit_gives_the_same_verdicts_and_waits_as_check() {
     use tollgate_memory::DirectLimiter;
     for (rate, algorithm, burst) in [
         ("5/s", Algorithm::Gcra, Some(3)),
@@ -272,14 +272,15 @@ fn admit_gives_the_same_verdicts_as_check() {
             clock.advance(Duration::from_millis(x % 170));
             let key = ["a", "b", "c"][(x % 3) as usize];
             let cost = (x >> 8) % (l.capacity() + 1);
-            let expected = by_check.check(key, &l, cost).expect("valid").allowed;
-            assert_eq!(
-                by_admit.admit(key, &l, cost),
-                Ok(expected),
-                "{l} step {step}"
-            );
-            let expected = direct_checked.check(cost).expect("valid").allowed;
-            assert_eq!(direct.admit(cost), Ok(expected), "{l} direct step {step}");
+            // The verdict and the wait (which `admit` has to the ns, `check` rounded up).
+            let verdict = |d: Decision| (d.allowed, d.retry_after_ms);
+            let admitted = |a: Admission| (a.is_admitted(), a.retry_after_ms());
+            let expected = verdict(by_check.check(key, &l, cost).expect("valid"));
+            let got = admitted(by_admit.admit(key, &l, cost).expect("valid"));
+            assert_eq!(got, expected, "{l} step {step}");
+            let expected = verdict(direct_checked.check(cost).expect("valid"));
+            let got = admitted(direct.admit(cost).expect("valid"));
+            assert_eq!(got, expected, "{l} direct step {step}");
         }
         let err = by_admit
             .admit("a", &l, l.capacity() + 1)

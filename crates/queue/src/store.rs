@@ -53,7 +53,8 @@ pub trait QueueStore: Send + Sync + 'static {
     /// An error is the ack's: nothing was done — or, for a transient error, as with
     /// [`ack`](QueueStore::ack), the call may still have run (a task it reserved is then
     /// leased to no one, and runs again when the lease expires). The Redis store does both in
-    /// one script, one round trip; the default calls `ack` then
+    /// one script, one round trip, and runs the calls that several slots of a process make on
+    /// one queue at once together, in one script; the default calls `ack` then
     /// [`reserve`](QueueStore::reserve).
     fn ack_and_reserve<'a>(
         &'a self,

@@ -27,5 +27,6 @@ on_memory!(
     idle_empty_queues_expire,
     nothing_is_lost_under_concurrency,
     ack_and_reserve_chains,
+    concurrent_chains_share_out_every_task,
     due_while_leased,
 );

@@ -136,7 +136,7 @@ impl Service {
             source: None,
             health: None,
             queues: Arc::new(tollgate_queue::MemoryQueues::new()),
-            stats: Stats::default(),
+            stats: Stats::new(now_ms()),
             started: Instant::now(),
             last_report: std::sync::Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),

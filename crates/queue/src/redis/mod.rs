@@ -5,9 +5,10 @@
 //! Keys: `tollgate:q:{NAME}:meta|waiting|delayed|inflight|dead|tasks|tat`, one hash tag per
 //! queue, so a queue lives in one Cluster slot; the set `tollgate:queues` names the queues.
 
+mod batch;
 mod reply;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use tollgate_redis::{BASE_LUA, LuaScript, RedisStore};
@@ -16,6 +17,7 @@ use crate::error::QueueError;
 use crate::spec::{QueueSpec, millis, validate_name};
 use crate::store::{BoxFuture, QueueResult, QueueStore};
 use crate::task::{DeadTask, FailOutcome, Lease, NewTask, QueueStats, QueueUpdate, Reservation};
+use batch::Batchers;
 use reply::Reply;
 
 /// The set of queue names.
@@ -57,6 +59,7 @@ static PURGE_DEAD: LazyLock<LuaScript> = script!("purge_dead.lua");
 #[derive(Clone, Debug)]
 pub struct RedisQueues {
     store: RedisStore,
+    batchers: Arc<Batchers>,
 }
 
 fn keys(queue: &str) -> Vec<String> {
@@ -79,10 +82,14 @@ fn unknown(name: &str) -> QueueError {
 }
 
 fn lease_lost(lease: &Lease) -> QueueError {
+    lost(&lease.queue, &lease.task, lease.attempt)
+}
+
+fn lost(queue: &str, task: &str, attempt: u32) -> QueueError {
     QueueError::LeaseLost {
-        queue: lease.queue.clone(),
-        task: lease.task.clone(),
-        attempt: lease.attempt,
+        queue: queue.to_string(),
+        task: task.to_string(),
+        attempt,
     }
 }
 
@@ -102,7 +109,10 @@ fn limit_args(spec: &QueueSpec) -> QueueResult<[Vec<u8>; 5]> {
 impl RedisQueues {
     /// Queues on `store`'s Redis.
     pub fn new(store: RedisStore) -> RedisQueues {
-        RedisQueues { store }
+        RedisQueues {
+            store,
+            batchers: Arc::default(),
+        }
     }
 
     /// Connects to `url` (any form [`tollgate_redis::RedisConfig::parse`] takes).
@@ -269,21 +279,14 @@ impl RedisQueues {
         }
     }
 
-    /// ack.lua then reserve.lua on the lease's queue, as one script: one round trip.
+    /// ack.lua then reserve.lua on the lease's queue, as one script, batched with the other
+    /// slots' calls on that queue (`batch`).
     async fn ack_and_reserve_lease(&self, lease: &Lease) -> QueueResult<Option<Reservation>> {
-        let args = [arg(&lease.task), arg(lease.attempt)];
-        let reply = self
-            .run(
-                &ACK_RESERVE,
-                &lease.queue,
-                &args,
-                "acknowledge a task and reserve the next",
-            )
-            .await?;
-        match reply.int_at(0)? {
-            5 => Err(lease_lost(lease)),
-            _ => reply.reservation(&lease.queue).map(Some),
-        }
+        validate_name(&lease.queue)?;
+        self.batchers
+            .ack_and_reserve(&self.store, lease)
+            .await
+            .map(Some)
     }
 
     async fn fail_lease(

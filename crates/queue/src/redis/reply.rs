@@ -36,6 +36,10 @@ fn as_string(value: &Value) -> QueueResult<String> {
     }
 }
 
+fn is_array(value: &Value) -> bool {
+    matches!(value, Value::Array(_))
+}
+
 fn as_u64(value: &Value) -> QueueResult<u64> {
     u64::try_from(as_int(value)?).map_err(|_| bad(value))
 }
@@ -103,6 +107,18 @@ impl Reply {
                 }))
             }
             _ => Err(bad(&self.0)),
+        }
+    }
+
+    /// ack_reserve.lua's reply for `n` leases: one reply a lease, or `None` when the queue
+    /// does not exist.
+    pub(super) fn per_lease(self, n: usize) -> QueueResult<Option<Vec<Reply>>> {
+        match self.0 {
+            Value::Array(items) if items.len() == n && items.iter().all(is_array) => {
+                Ok(Some(items.into_iter().map(Reply).collect()))
+            }
+            Value::Array(ref items) if matches!(items.as_slice(), [Value::Int(0)]) => Ok(None),
+            other => Err(bad(&other)),
         }
     }
 

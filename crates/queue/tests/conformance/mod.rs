@@ -10,6 +10,10 @@ use tollgate_queue::{
     FailOutcome, Lease, NewTask, QueueError, QueueSpec, QueueStore, QueueUpdate, Reservation,
 };
 
+mod chains;
+
+pub use chains::{ack_and_reserve_chains, concurrent_chains_share_out_every_task};
+
 pub type Store = Arc<dyn QueueStore>;
 
 fn spec(rate: &str) -> QueueSpec {
@@ -416,11 +420,24 @@ pub async fn idle_empty_queues_expire(store: Store) {
     );
     let lease = take(&store, "brief", Duration::from_secs(5)).await;
     store.ack(&lease).await.expect("ack");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let gone = store.stats("brief").await;
+    // Reading a queue is not using it: read every 50 ms (as a monitor would), it still
+    // expires.
+    let acked = std::time::Instant::now();
+    loop {
+        match store.stats("brief").await {
+            Err(QueueError::UnknownQueue { .. }) => break,
+            Ok(_) => assert!(
+                acked.elapsed() < Duration::from_secs(3),
+                "read every 50 ms, the idle queue never expired"
+            ),
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
-        matches!(gone, Err(QueueError::UnknownQueue { .. })),
-        "{gone:?}"
+        acked.elapsed() >= Duration::from_millis(100),
+        "expired {:?} after the ack, before its idle time",
+        acked.elapsed()
     );
     assert!(
         !store
@@ -493,86 +510,6 @@ pub async fn nothing_is_lost_under_concurrency(store: Store) {
     let ended: HashSet<String> = completed.union(&dead).cloned().collect();
     assert_eq!(ended, ids, "every task ends completed or dead");
     assert!(s.dead > 0 && s.completed > 200, "{s:?}");
-}
-
-/// `ack_and_reserve` is `ack`, then `reserve` on the lease's queue: the next task by priority
-/// and FIFO, the limit's answer, nothing when the queue is empty. A lease that is not the
-/// caller's any more is refused and nothing is reserved.
-pub async fn ack_and_reserve_chains(store: Store) {
-    store
-        .create(spec("1000/1s").name("chain").burst(1000))
-        .await
-        .expect("create");
-    for (n, priority) in [(1, 0), (2, 5), (3, 0)] {
-        store
-            .push("chain", task(&format!(r#"{{"n":{n}}}"#)).priority(priority))
-            .await
-            .expect("push");
-    }
-    let first = take(&store, "chain", Duration::from_secs(5)).await;
-    assert_eq!(first.payload, r#"{"n":2}"#);
-    let next = store
-        .ack_and_reserve(&first, "w")
-        .await
-        .expect("ack, reserve");
-    let Some(Reservation::Task(second)) = next else {
-        panic!("no task after the ack: {next:?}");
-    };
-    assert_eq!((second.payload.as_str(), second.attempt), (r#"{"n":1}"#, 1));
-    let stale = store.ack_and_reserve(&first, "w").await;
-    assert!(
-        matches!(stale, Err(QueueError::LeaseLost { .. })),
-        "{stale:?}"
-    );
-    let s = store.stats("chain").await.expect("stats");
-    assert_eq!(
-        (s.started, s.completed, s.waiting, s.in_flight),
-        (2, 1, 1, 1)
-    );
-    let next = store
-        .ack_and_reserve(&second, "w")
-        .await
-        .expect("ack, reserve");
-    let Some(Reservation::Task(third)) = next else {
-        panic!("no task after the ack: {next:?}");
-    };
-    assert_eq!(third.payload, r#"{"n":3}"#);
-    let last = store
-        .ack_and_reserve(&third, "w")
-        .await
-        .expect("ack, reserve");
-    assert_eq!(last, Some(Reservation::Empty { next_due_ms: None }));
-    let s = store.stats("chain").await.expect("stats");
-    assert_eq!((s.started, s.completed, s.backlog()), (3, 3, 0));
-
-    // A strict queue: right after a start, the reserve is told to wait.
-    store
-        .create(spec("2/1s").name("chain-strict"))
-        .await
-        .expect("create");
-    for n in 0..2 {
-        store
-            .push("chain-strict", task(&n.to_string()))
-            .await
-            .expect("push");
-    }
-    let lease = take(&store, "chain-strict", Duration::from_secs(5)).await;
-    match store
-        .ack_and_reserve(&lease, "w")
-        .await
-        .expect("ack, reserve")
-    {
-        Some(Reservation::RateLimited { wait_ms }) => {
-            assert!((1..=500).contains(&wait_ms), "{wait_ms}")
-        }
-        other => panic!("a task right after a start: {other:?}"),
-    }
-    assert!(store.remove("chain-strict").await.expect("remove"));
-    let gone = store.ack_and_reserve(&lease, "w").await;
-    assert!(
-        matches!(gone, Err(QueueError::UnknownQueue { .. })),
-        "{gone:?}"
-    );
 }
 
 /// A task delayed or retried while another is leased becomes ready on time, not when the

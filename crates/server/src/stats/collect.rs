@@ -57,7 +57,6 @@ struct Points {
 }
 
 /// Everything the server collects for its reports.
-#[derive(Default)]
 pub struct Stats {
     latency: Latencies,
     denied: RwLock<HashMap<String, Arc<Mutex<HeavyHitters>>>>,
@@ -89,6 +88,27 @@ fn rates(now: (u64, u64), then: (u64, u64), seconds: f64) -> DecisionRates {
 }
 
 impl Stats {
+    /// Stats of a server started at `now_ms`. Its decision totals start at zero then, so that
+    /// moment is the first point: decisions made before the first sample count in the rates
+    /// (the alert rules would otherwise never see a burst that came before it).
+    pub fn new(now_ms: u64) -> Stats {
+        let start = Point {
+            t_ms: now_ms,
+            policies: HashMap::new(),
+            latency: Snapshot::default(),
+            queues: HashMap::new(),
+        };
+        Stats {
+            latency: Latencies::default(),
+            denied: RwLock::default(),
+            points: Mutex::new(Points {
+                recent: VecDeque::from([start]),
+                history: VecDeque::new(),
+            }),
+            controllers: Mutex::default(),
+        }
+    }
+
     /// Records a check's latency.
     pub fn latency(&self, seconds: f64) {
         self.latency.record(seconds);
@@ -287,7 +307,16 @@ fn record(points: &mut Points, point: &Point, inputs: &Inputs) {
         };
         let (now, before) = (sum(point), sum(last));
         let latency = point.latency.since(&last.latency);
-        let completed = |p: &Point| p.queues.values().map(|(_, c)| c).sum::<u64>();
+        // Queue counters outlive the server (in Redis): count only what a queue completed
+        // since the last point that knew it.
+        let completed: u64 = point
+            .queues
+            .iter()
+            .filter_map(|(name, (_, now))| {
+                let (_, before) = last.queues.get(name)?;
+                Some(now.saturating_sub(*before))
+            })
+            .sum();
         let queues = inputs.queues.as_deref().unwrap_or_default();
         points.history.push_back(Sample {
             t_ms: point.t_ms,
@@ -296,7 +325,7 @@ fn record(points: &mut Points, point: &Point, inputs: &Inputs) {
             p50_ms: latency.quantile_ms(0.5),
             p99_ms: latency.quantile_ms(0.99),
             queue_waiting: queues.iter().map(|q| q.waiting).sum(),
-            queue_completed: completed(point).saturating_sub(completed(last)),
+            queue_completed: completed,
             store_down: u8::from(
                 !inputs.store.ready
                     || inputs
@@ -318,5 +347,67 @@ fn record(points: &mut Points, point: &Point, inputs: &Inputs) {
         .is_some_and(|p| point.t_ms.saturating_sub(p.t_ms) > window_ms)
     {
         points.recent.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tollgate_queue::{MemoryQueues, QueueSpec, QueueStore as _};
+
+    use super::*;
+
+    fn inputs(now_ms: u64, totals: &[(&str, u64, u64)], queues: Vec<QueueStats>) -> Inputs {
+        Inputs {
+            now_ms,
+            uptime_s: 0,
+            totals: totals
+                .iter()
+                .map(|(p, a, d)| (p.to_string(), *a, *d))
+                .collect(),
+            configured: Vec::new(),
+            store: StoreReport::default(),
+            queues: Ok(queues),
+        }
+    }
+
+    /// A burst of decisions before the sampler's first beat (a server busy starting) still
+    /// shows in the rates: the start is the first point.
+    #[test]
+    fn decisions_before_the_first_sample_count_in_the_rates() {
+        let stats = Stats::new(10_000);
+        let report = stats.report(inputs(10_500, &[("free", 1, 2)], Vec::new()));
+        let free = &report.policies[0].decisions;
+        assert_eq!((free.allowed_total, free.denied_total), (1, 2));
+        assert!((free.denied_per_s - 4.0).abs() < 1e-9, "{free:?}");
+        assert!((free.denied_percent - 200.0 / 3.0).abs() < 1e-9, "{free:?}");
+        let report = stats.report(inputs(11_000, &[("free", 1, 2)], Vec::new()));
+        assert_eq!(
+            report.history.iter().map(|s| s.denied).collect::<Vec<_>>(),
+            [2],
+            "the first second's sample holds the burst"
+        );
+    }
+
+    /// A queue's counters predate the server (Redis keeps them): the first sample that sees
+    /// a queue charts none of its past completions, the next ones what it completed since.
+    #[tokio::test]
+    async fn a_queue_seen_first_charts_only_what_it_completes_after() {
+        let queues = MemoryQueues::new();
+        let spec = QueueSpec::new("5/s".parse().expect("rate")).name("q");
+        queues.create(spec).await.expect("create");
+        let mut q = queues.stats("q").await.expect("stats");
+        let stats = Stats::new(0);
+        q.completed = 1_000;
+        stats.report(inputs(1_000, &[], vec![q.clone()]));
+        q.completed = 1_003;
+        let report = stats.report(inputs(2_000, &[], vec![q]));
+        assert_eq!(
+            report
+                .history
+                .iter()
+                .map(|s| s.queue_completed)
+                .collect::<Vec<_>>(),
+            [0, 3]
+        );
     }
 }

@@ -50,7 +50,7 @@ impl RedisSentinel {
         })?;
         let config = format!(
             "sentinel monitor {name} 127.0.0.1 {master_port} 2\n\
-             sentinel down-after-milliseconds {name} 500\n\
+             sentinel down-after-milliseconds {name} 1000\n\
              sentinel failover-timeout {name} 2000\n\
              sentinel resolve-hostnames no\n",
             name = Self::MASTER_NAME

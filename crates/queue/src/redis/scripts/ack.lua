@@ -5,10 +5,11 @@ local m = queue_meta('idle_ms', 'completed')
 if not m then
   return -1
 end
-local w = {}
-if ack_lease(m, w, ARGV[1], tonumber(ARGV[2]), math.floor(now_us() / 1000)) == 0 then
+local now = now_us()
+local w = new_writes()
+if ack_lease(m, w, ARGV[1], tonumber(ARGV[2]), math.floor(now / 1000)) == 0 then
   return 0
 end
-write_meta(w)
+flush(w, now)
 touch(m)
 return 1

@@ -1,10 +1,12 @@
--- ack_reserve.lua: ack.lua, then reserve.lua on the same queue, in one step and at one time:
--- what a worker does between two tasks, in one round trip instead of two. The same work as
--- the two scripts one after the other (queue.lua's ack_lease and reserve_task), with the
--- writes to the queue's hash made by one HSET.
--- ARGV  id, attempt
--- Returns {0} when the queue does not exist, {5} when the lease is not the caller's any more
--- (nothing done), else the task is acknowledged and this is reserve.lua's reply.
+-- ack_reserve.lua: for each lease given, ack.lua then reserve.lua on the same queue, all in
+-- one step and at one time: what a worker's slots do between two tasks, for several slots in
+-- one round trip. The same work as the two scripts one after the other for each lease in
+-- turn (queue.lua's ack_lease and reserve_task), with the queue's settings read once and its
+-- hash and token bucket written once (flush).
+-- ARGV  id 1, attempt 1, id 2, attempt 2, ...
+-- Returns {0} when the queue does not exist, else one reply a lease, in order: {5} when the
+-- lease is not the caller's any more (nothing done for it), else the task is acknowledged
+-- and this is reserve.lua's reply for it.
 local fields = { unpack(RESERVE_FIELDS) }
 fields[#fields + 1] = 'completed'
 local m = queue_meta(unpack(fields))
@@ -12,17 +14,31 @@ if not m then
   return { 0 }
 end
 local now = now_us()
-local w = {}
-if ack_lease(m, w, ARGV[1], tonumber(ARGV[2]), math.floor(now / 1000)) == 0 then
-  return { 5 }
+local now_ms = math.floor(now / 1000)
+local w = new_writes()
+local replies = {}
+-- Once a reserve finds no task to start (paused, empty, rate-limited), the rest would find
+-- the same at this time: they are given that reply without looking again.
+local none
+for i = 1, #ARGV - 1, 2 do
+  if ack_lease(m, w, ARGV[i], tonumber(ARGV[i + 1]), now_ms) == 0 then
+    replies[#replies + 1] = { 5 }
+  elseif none then
+    replies[#replies + 1] = none
+  else
+    local reply = reserve_task(m, w, now)
+    if reply[1] ~= 4 then
+      none = reply
+    end
+    replies[#replies + 1] = reply
+  end
 end
-local reply = reserve_task(m, w, now)
--- The ack's touch(m): a reserve that took a task persisted the hash (as touch would have,
--- that task being held) and one that found none touched it; the others leave it to here
--- (housekeeping moves tasks between the sets, never out of them all, so touching after it
--- is the same).
-if reply[1] == 1 or reply[1] == 3 then
+-- The acks' touch(m), once, after them all: a reserve that took a task leaves the hash
+-- persisted (as touch would have, that task being held); once one found none, the acks after
+-- it may have emptied the queue (housekeeping moves tasks between the sets, never out of
+-- them all, so touching after it is the same).
+if none then
   touch(m)
 end
-write_meta(w)
-return reply
+flush(w, now)
+return replies

@@ -151,24 +151,42 @@ local function held(id, attempt)
   return p
 end
 
--- The hot scripts (ack, reserve) gather their writes to the queue's hash in a list `w`
--- (field, value, ...) and make them with one HSET at the end; a counter is the value read
--- at the start (queue_meta) plus one, which the script's atomicity makes exact.
-local function write_meta(w)
-  if #w > 0 then
-    redis.call('HSET', META, unpack(w))
-  end
+-- The hot scripts (ack, reserve) gather their writes in `w` (new_writes()) and make them at
+-- the end (flush): one HSET of the queue's hash, one SET of the token bucket. A counter is the
+-- value read at the start (queue_meta) plus one per change, kept in `m` too, so a script that
+-- acknowledges and reserves several tasks counts each; the script's atomicity makes it exact.
+local function new_writes()
+  return { meta = {}, tat = nil }
 end
 
-local function add_write(w, field, value)
-  w[#w + 1] = field
-  w[#w + 1] = value
+-- Sets a field of the queue's hash, in `m` and (at flush) in Redis.
+local function set_meta(m, w, field, value)
+  m[field] = value
+  w.meta[field] = value
+end
+
+-- `now` (µs): the time the script read, from which the bucket's expiry is counted.
+local function flush(w, now)
+  local fields = {}
+  for field, value in pairs(w.meta) do
+    fields[#fields + 1] = field
+    fields[#fields + 1] = value
+  end
+  if #fields > 0 then
+    redis.call('HSET', META, unpack(fields))
+  end
+  -- The bucket's state expires once it is full again: PX is relative to Redis's clock, which
+  -- `now` was read from at the start of this script, so one ms more than the wait rounded up
+  -- keeps it at least that long (kept longer, it only says what a missing key says: full).
+  if w.tat then
+    redis.call('SET', TAT, int(w.tat), 'PX', int(ceil_ms(w.tat - now) + 1))
+  end
 end
 
 -- ack.lua's work, once the queue is known to exist (`m` from queue_meta with idle_ms and
 -- completed): the lease (id, attempt) is done. Returns 1, or 0 when the lease is not the
 -- caller's any more (the task not in flight at that attempt: nothing is done). Its writes
--- to the hash go to `w`; touch(m) is the caller's.
+-- to the hash go to `w` (flush); touch(m) is the caller's.
 local function ack_lease(m, w, id, attempt, now_ms)
   local _, a = task_info(id)
   -- held(), with the ZREM telling whether the task was in flight.
@@ -176,8 +194,8 @@ local function ack_lease(m, w, id, attempt, now_ms)
     return 0
   end
   forget_task(id)
-  add_write(w, 'completed', int(num(m, 'completed') + 1))
-  add_write(w, 'last_done_ms', int(now_ms))
+  set_meta(m, w, 'completed', int(num(m, 'completed') + 1))
+  set_meta(m, w, 'last_done_ms', int(now_ms))
   return 1
 end
 
@@ -199,30 +217,26 @@ local function housekeep_if_due(m, w, now_ms)
       hk = math.min(hk, tonumber(first[2]))
     end
   end
-  m['hk_ms'] = int(hk)
-  add_write(w, 'hk_ms', m['hk_ms'])
+  set_meta(m, w, 'hk_ms', int(hk))
 end
 
 -- One token of the queue's GCRA bucket (T = t µs, tolerance burst x T) at `now` (µs): takes
 -- it and returns nil, or returns the ms until one is free. tollgate-redis's gcra_eval and
--- gcra_commit for a cost of 1, with the state read once and written by one SET. The state
--- expires once the bucket is full again: PX is relative to Redis's clock, which `now` was
--- read from at the start of this script, so one ms more than the wait rounded up keeps it
--- at least that long (kept longer, it only says what a missing key says: full).
-local function take_token(t, burst, now)
-  local tat = gcra_tat(TAT)
+-- gcra_commit for a cost of 1, with the state read once per script (kept in `w`) and
+-- written once, by flush.
+local function take_token(w, t, burst, now)
+  local tat = w.tat or gcra_tat(TAT)
   local after = math.max(tat - now, 0) + t
   if after > t * burst then
     return ceil_ms(after - t * burst)
   end
-  local next_tat = math.max(tat, now) + t
-  redis.call('SET', TAT, int(next_tat), 'PX', int(ceil_ms(next_tat - now) + 1))
+  w.tat = math.max(tat, now) + t
   return nil
 end
 
 -- reserve.lua's work, once the queue is known to exist: a token, the highest-priority ready
--- task and a lease on it, at `now` (µs). Returns reserve.lua's reply; its writes to the hash
--- go to `w`.
+-- task and a lease on it, at `now` (µs). Returns reserve.lua's reply; its writes go to `w`
+-- (flush).
 local function reserve_task(m, w, now)
   local now_ms = math.floor(now / 1000)
   housekeep_if_due(m, w, now_ms)
@@ -241,7 +255,7 @@ local function reserve_task(m, w, now)
     return { 2, math.max(tonumber(d[2]) - now_ms, 0) }
   end
   local id = first[1]
-  local wait_ms = take_token(num(m, 't_us'), num(m, 'burst'), now)
+  local wait_ms = take_token(w, num(m, 't_us'), num(m, 'burst'), now)
   if wait_ms then
     redis.call('ZADD', WAITING, first[2], id)
     return { 3, wait_ms }
@@ -254,12 +268,11 @@ local function reserve_task(m, w, now)
   local expires = now_ms + num(m, 'vis_ms')
   redis.call('ZADD', INFLIGHT, int(expires), id)
   if num(m, 'hk_ms') > expires then
-    m['hk_ms'] = int(expires)
-    add_write(w, 'hk_ms', m['hk_ms'])
+    set_meta(m, w, 'hk_ms', int(expires))
   end
-  add_write(w, 'started', int(num(m, 'started') + 1))
+  set_meta(m, w, 'started', int(num(m, 'started') + 1))
   if m['first_start_ms'] == '0' then
-    add_write(w, 'first_start_ms', int(now_ms))
+    set_meta(m, w, 'first_start_ms', int(now_ms))
   end
   -- No PERSIST: the hash has an expiry only while the queue holds no task (touch), and every
   -- script that adds one persists it, so a queue with a task to take has none.

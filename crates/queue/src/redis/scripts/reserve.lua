@@ -9,7 +9,8 @@ local m = queue_meta(unpack(RESERVE_FIELDS))
 if not m then
   return { 0 }
 end
-local w = {}
-local reply = reserve_task(m, w, now_us())
-write_meta(w)
+local now = now_us()
+local w = new_writes()
+local reply = reserve_task(m, w, now)
+flush(w, now)
 return reply

@@ -8,8 +8,9 @@ end
 local now = now_us()
 local now_ms = math.floor(now / 1000)
 local m = meta_table()
+-- No touch(m): reading a queue is not using it (a monitor polling every queue each second
+-- would keep idle ones forever), and housekeeping moves tasks between sets, never empties one.
 housekeep(m, now_ms)
-touch(m)
 local t, burst = num(m, 't_us'), num(m, 'burst')
 local tat = tonumber(redis.call('GET', TAT) or '0') or 0
 local next_token = math.max(math.max(tat, now) + t - t * burst - now, 0)
