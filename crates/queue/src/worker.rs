@@ -21,7 +21,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -125,6 +125,9 @@ pub struct Worker {
     service_guess: Duration,
     idle_poll: Duration,
     id: String,
+    /// Per queue: found gone (expired or removed) at the last look, so that is logged once
+    /// when it goes, not at every poll while it stays gone.
+    gone: Vec<AtomicBool>,
 }
 
 impl Worker {
@@ -132,6 +135,7 @@ impl Worker {
     pub fn new(store: Arc<dyn QueueStore>, queues: Vec<String>, handler: impl Handler) -> Worker {
         Worker {
             store,
+            gone: queues.iter().map(|_| AtomicBool::new(false)).collect(),
             queues,
             handler: Arc::new(handler),
             min: 1,
@@ -290,8 +294,11 @@ impl Worker {
     async fn next_task(&self, turn: &mut usize) -> Result<Lease, Duration> {
         let mut wait = self.idle_poll;
         for i in 0..self.queues.len() {
-            let queue = &self.queues[(*turn + i) % self.queues.len()];
-            match self.store.reserve(queue, &self.id).await {
+            let at = (*turn + i) % self.queues.len();
+            let queue = &self.queues[at];
+            let reserved = self.store.reserve(queue, &self.id).await;
+            self.note_gone(at, &reserved);
+            match reserved {
                 Ok(Reservation::Task(lease)) => {
                     *turn = (*turn + i + 1) % self.queues.len();
                     return Ok(lease);
@@ -305,10 +312,28 @@ impl Worker {
                     wait = wait.min(Duration::from_millis(due.max(1)));
                 }
                 Ok(Reservation::Empty { next_due_ms: None } | Reservation::Paused) => {}
+                Err(QueueError::UnknownQueue { .. }) => {}
                 Err(e) => warn!(queue, error = %e, "reserve failed; trying again"),
             }
         }
         Err(wait)
+    }
+
+    /// Logs a queue going (it expired, idle and empty, or was removed) and coming back: the
+    /// worker keeps asking, since a producer may create it again.
+    fn note_gone(&self, at: usize, reserved: &Result<Reservation, QueueError>) {
+        let gone = matches!(reserved, Err(QueueError::UnknownQueue { .. }));
+        if self.gone[at].swap(gone, Ordering::Relaxed) != gone {
+            let queue = &self.queues[at];
+            if gone {
+                warn!(
+                    queue,
+                    "the queue is gone (expired or removed); waiting for it to be created again"
+                );
+            } else {
+                info!(queue, "the queue is back");
+            }
+        }
     }
 
     /// Runs a task and reports its outcome. With `chain`, a success is reported with

@@ -141,3 +141,53 @@ async fn a_worker_on_an_unknown_queue_fails_at_once() {
         .expect_err("unknown queue");
     assert_eq!(err.code(), "unknown_queue");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_outlives_its_queue_expiring_and_serves_it_when_it_is_made_again() {
+    let store: Arc<dyn QueueStore> = Arc::new(MemoryQueues::new());
+    let spec = || {
+        QueueSpec::new("100/1s".parse().expect("rate"))
+            .name("brief")
+            .idle_expiry(Duration::from_millis(100))
+    };
+    store.create(spec()).await.expect("create");
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let worker = Worker::new(store.clone(), vec!["brief".into()], move |_: Lease| {
+        let d = d.clone();
+        async move {
+            d.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), JobError>(())
+        }
+    })
+    .idle_poll(Duration::from_millis(10));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    // The worker's polls do not keep the empty queue alive.
+    let started = std::time::Instant::now();
+    while store.stats("brief").await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a polled empty queue never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Made again, its task is served by the same worker.
+    store.create(spec()).await.expect("create again");
+    store
+        .push("brief", NewTask::json("1").expect("payload"))
+        .await
+        .expect("push");
+    while done.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the worker did not take a task from the queue made again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(());
+    let report = running.await.expect("join").expect("run");
+    assert_eq!(report.completed, 1);
+}

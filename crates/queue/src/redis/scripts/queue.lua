@@ -248,7 +248,8 @@ local function reserve_task(m, w, now)
   local first = redis.call('ZPOPMIN', WAITING)
   if #first == 0 then
     local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
-    touch(m)
+    -- No touch(m): a worker waiting on an empty queue is not using it, so the queue still
+    -- expires (as on the embedded store); the last write that emptied it set its expiry.
     if #d == 0 then
       return { 2, -1 }
     end
