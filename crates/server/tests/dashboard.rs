@@ -9,13 +9,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::Running;
+use common::{Running, chromium, spawn_chromium};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,11 +117,6 @@ async fn traffic(s: &Running) {
     }
 }
 
-/// The Chromium to run: `$CHROMIUM`, else `chromium` on the PATH (Debian's package).
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("chromium"), PathBuf::from)
-}
-
 /// Runs headless Chromium on `url` with `args` (its own profile in `dir`, a 60 s limit);
 /// answers what it wrote on stdout.
 async fn run_chromium(dir: &Path, url: &str, args: &[String]) -> String {
@@ -129,24 +124,18 @@ async fn run_chromium(dir: &Path, url: &str, args: &[String]) -> String {
     let run = move || {
         let out_path = dir.join("chromium.out");
         let err_path = dir.join("chromium.err");
-        let mut child = Command::new(chromium())
-            .args(["--headless", "--no-sandbox", "--disable-gpu"])
-            .args(["--no-first-run", "--disable-dev-shm-usage"])
-            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-            .arg(format!("--window-size={WINDOW}"))
-            .args(&args)
-            .arg(&url)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).expect("create chromium.out"))
-            .stderr(std::fs::File::create(&err_path).expect("create chromium.err"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e}. The dashboard tests need headless Chromium: install \
-                     Debian's `chromium` package (scripts/test.sh does) or set CHROMIUM=/path",
-                    chromium().display()
-                )
-            });
+        let mut child = spawn_chromium(
+            Command::new(chromium())
+                .args(["--headless", "--no-sandbox", "--disable-gpu"])
+                .args(["--no-first-run", "--disable-dev-shm-usage"])
+                .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+                .arg(format!("--window-size={WINDOW}"))
+                .args(&args)
+                .arg(&url)
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&out_path).expect("create chromium.out"))
+                .stderr(std::fs::File::create(&err_path).expect("create chromium.err")),
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for chromium") {

@@ -134,7 +134,7 @@
     if (failure) {
       banner.textContent = failure + '. '
         + (ago ? 'Last update ' + ago + '; the figures below are from then. ' : 'No data yet. ')
-        + 'Retrying every ' + fmtDuration(intervalMs) + '.';
+        + 'Retrying every ' + (intervalMs < 1000 ? intervalMs + ' ms' : fmtDuration(intervalMs)) + '.';
       banner.hidden = false;
     } else {
       banner.hidden = true;

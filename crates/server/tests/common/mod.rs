@@ -87,3 +87,21 @@ impl Running {
         (status, json)
     }
 }
+
+/// The Chromium the dashboard tests run: `$CHROMIUM`, else `chromium` on the PATH (Debian's
+/// package, which scripts/test.sh installs).
+pub fn chromium() -> std::path::PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| "chromium".into(), std::path::PathBuf::from)
+}
+
+/// Starts `command` (made from [`chromium`]); a missing Chromium fails the test
+/// with how to install it.
+pub fn spawn_chromium(command: &mut std::process::Command) -> std::process::Child {
+    command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {}: {e}. The dashboard tests need headless Chromium: install \
+             Debian's `chromium` package (scripts/test.sh does) or set CHROMIUM=/path",
+            chromium().display()
+        )
+    })
+}
