@@ -169,6 +169,12 @@ impl HttpQueues {
                 "the queue server at {} did not answer within {:?} ({}): {detail}",
                 self.base, self.timeout, ctx.what
             )
+        } else if e.is_connect() {
+            format!(
+                "the queue server at {} is unreachable ({}): {detail}. Is `tollgate serve` \
+                 running there?",
+                self.base, ctx.what
+            )
         } else {
             format!(
                 "the queue server at {} is unreachable ({}): {detail}",

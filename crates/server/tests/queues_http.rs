@@ -392,6 +392,10 @@ async fn an_unreachable_server_is_a_transient_error() {
         text.contains("unreachable") && text.contains(&port.to_string()),
         "{text}"
     );
+    assert!(
+        text.contains("Is `tollgate serve` running there?"),
+        "{text}"
+    );
 
     // A server that accepts and never answers: the request timeout.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
