@@ -78,10 +78,20 @@ fn three_worker_processes_share_one_strict_limit() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(40);
-    while queue(&url, &["show", "paced"])["completed"].as_u64() < Some(total) {
+    // The fleet `show` reports: the most processes and slots seen at once.
+    let mut fleet = (0, 0);
+    loop {
+        let shown = queue(&url, &["show", "paced"]);
+        let workers = &shown["workers"];
+        let now = (workers["processes"].as_u64(), workers["slots"].as_u64());
+        fleet = fleet.max((now.0.unwrap_or(0), now.1.unwrap_or(0)));
+        if shown["completed"].as_u64() >= Some(total) {
+            break;
+        }
         assert!(Instant::now() < deadline, "not done in 40 s");
         std::thread::sleep(Duration::from_millis(250));
     }
+    assert_eq!(fleet, (3, 6), "show's workers: 3 processes of 2 slots");
     for w in &mut workers {
         let _ = w.kill();
         let _ = w.wait();

@@ -16,7 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::error::QueueError;
-use crate::spec::{QueueSpec, validate_name};
+use crate::fleet::Fleet;
+use crate::spec::{QueueSpec, millis, validate_name};
 use crate::store::{BoxFuture, QueueResult, QueueStore};
 use crate::task::{DeadTask, FailOutcome, Lease, NewTask, QueueStats, QueueUpdate, Reservation};
 
@@ -446,5 +447,20 @@ impl QueueStore for HttpQueues {
             "purged",
             "purge dead tasks",
         ))
+    }
+    fn report_workers<'a>(
+        &'a self,
+        queue: &'a str,
+        process: &'a str,
+        slots: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, QueueResult<Fleet>> {
+        Box::pin(async move {
+            let url = self.url(Some(queue), &["workers"])?;
+            let body = json!({"worker": process, "slots": slots, "ttl_ms": millis(ttl)});
+            let ctx = ctx("report a worker process", queue);
+            self.call(Method::POST, url, Some(to_vec(&body)?), ctx)
+                .await
+        })
     }
 }

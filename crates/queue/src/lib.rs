@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod fleet;
 mod http;
 mod memory;
 pub mod plan;

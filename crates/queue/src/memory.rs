@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tollgate_core::{Clock, Limit, SystemClock, gcra};
 
 use crate::error::QueueError;
+use crate::fleet::{Fleet, Reports};
 use crate::spec::{QueueSpec, millis};
 use crate::store::{BoxFuture, QueueResult, QueueStore, backoff_ms};
 use crate::task::{
@@ -50,6 +51,7 @@ struct Queue {
     touched_ms: u64,
     /// The token bucket: GCRA's theoretical arrival time, ns.
     tat: u64,
+    workers: Reports,
     seq: u64,
     tasks: HashMap<u64, TaskData>,
     waiting: BTreeSet<(Reverse<u32>, u64)>,
@@ -223,6 +225,7 @@ impl Queue {
                 c.completed as f64 * 1000.0 / span_ms as f64
             },
             now_ms,
+            workers: self.workers.fleet(now_ms),
         }
     }
 
@@ -266,6 +269,7 @@ impl MemoryQueues {
             created_ms: now_ms,
             touched_ms: now_ms,
             tat: 0,
+            workers: Reports::default(),
             seq: 0,
             tasks: HashMap::new(),
             waiting: BTreeSet::new(),
@@ -549,6 +553,21 @@ impl QueueStore for MemoryQueues {
             }
             q.touched_ms = now_ms;
             Ok(n)
+        }))
+    }
+
+    fn report_workers<'a>(
+        &'a self,
+        queue: &'a str,
+        process: &'a str,
+        slots: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, QueueResult<Fleet>> {
+        // Not a touch: workers waiting on an empty queue do not keep it alive.
+        ready(self.with_queue(queue, |q, _, now_ms| {
+            let expires = now_ms.saturating_add(millis(ttl));
+            q.workers.report(process, slots, expires, now_ms);
+            Ok(q.workers.fleet(now_ms))
         }))
     }
 }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::QueueError;
+use crate::fleet::Fleet;
 use crate::spec::QueueSpec;
 use crate::task::{DeadTask, FailOutcome, Lease, NewTask, QueueStats, QueueUpdate, Reservation};
 
@@ -84,6 +85,16 @@ pub trait QueueStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, QueueResult<u64>>;
     /// Deletes the dead-letter queue's tasks; returns how many.
     fn purge_dead<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, QueueResult<u64>>;
+    /// Reports that worker process `process` runs `slots` workers on `queue`, for the next
+    /// `ttl` (0 slots: it stopped); answers the fleet, this report included. A report is not
+    /// use of the queue: it does not keep an idle, empty queue from expiring.
+    fn report_workers<'a>(
+        &'a self,
+        queue: &'a str,
+        process: &'a str,
+        slots: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, QueueResult<Fleet>>;
 }
 
 /// The retry delay after failed attempt `attempt` (from 1): `base × 2^(attempt-1)`, at most

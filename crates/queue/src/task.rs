@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueueError;
+use crate::fleet::Fleet;
 use crate::spec::{QueueSpec, millis, rate_text as rate_serde};
 
 /// The largest payload a task may carry, in bytes of JSON text (1 MiB): a queue is not a
@@ -261,6 +262,9 @@ pub struct QueueStats {
     pub throughput_per_s: f64,
     /// The store's time when these were read, ms since the epoch.
     pub now_ms: u64,
+    /// The worker processes serving it that reported within their time to live.
+    #[serde(default)]
+    pub workers: Fleet,
 }
 
 impl QueueStats {

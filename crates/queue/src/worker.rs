@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::error::QueueError;
+use crate::fleet::share;
 use crate::plan::{Observed, autoscale};
 use crate::store::{BoxFuture, QueueStore};
 use crate::task::{FailOutcome, Lease, Reservation};
@@ -102,6 +103,10 @@ struct Counters {
     service_us: AtomicU64,
     peak_workers: AtomicU32,
 }
+
+/// How long a process's report of its slots lives: three beats of the scaler, so one late
+/// beat does not drop it from the fleet, and a process that died leaves within 3 s.
+const REPORT_TTL: Duration = Duration::from_secs(3);
 
 /// What a slot does after a task.
 enum Next {
@@ -215,7 +220,7 @@ impl Worker {
             );
             slots.spawn(async move { me.slot(slot, &active, &counters, stop).await });
         }
-        if me.autoscale {
+        {
             let (me, counters, active, stop) = (
                 me.clone(),
                 counters.clone(),
@@ -428,15 +433,35 @@ impl Worker {
         call().await
     }
 
+    /// Every second: reports this process's slots to each queue (the fleet), and with
+    /// autoscaling sets them to this process's share of what the queues need. On stop, says
+    /// the process has gone, so the others take over its share at once.
     async fn scaler(
         &self,
         active: &AtomicU32,
         counters: &Counters,
         mut stop: watch::Receiver<bool>,
     ) {
+        // Unique per run: worker ids are often the same on every host (a container's pid).
+        let process = format!("{}/{:08x}", self.id, fastrand::u32(..));
         while !*stop.borrow() {
-            if let Some(seen) = self.observe(counters).await {
-                let want = autoscale(&seen, self.min, self.max);
+            let processes = self
+                .report(&process, active.load(Ordering::Relaxed), REPORT_TTL)
+                .await;
+            let seen = if self.autoscale {
+                self.observe(counters).await
+            } else {
+                None
+            };
+            if let Some(seen) = seen {
+                // What the whole fleet needs (each process may run up to `max`), shared.
+                let fleet_max = self.max.saturating_mul(processes.max(1));
+                let want = share(
+                    autoscale(&seen, 1, fleet_max),
+                    processes,
+                    self.min,
+                    self.max,
+                );
                 let was = active.swap(want, Ordering::Relaxed);
                 counters.peak_workers.fetch_max(want, Ordering::Relaxed);
                 if want != was {
@@ -453,6 +478,20 @@ impl Worker {
                 _ = stop.changed() => {}
             }
         }
+        self.report(&process, 0, Duration::ZERO).await;
+    }
+
+    /// Reports `slots` to every queue; answers the most processes any queue's fleet has (0
+    /// when no report got through: the store is away, or an older server has no fleet).
+    async fn report(&self, process: &str, slots: u32, ttl: Duration) -> u32 {
+        let mut processes = 0;
+        for queue in &self.queues {
+            match self.store.report_workers(queue, process, slots, ttl).await {
+                Ok(fleet) => processes = processes.max(fleet.processes),
+                Err(e) => debug!(queue, error = %e, "cannot report this worker process"),
+            }
+        }
+        processes
     }
 
     async fn observe(&self, counters: &Counters) -> Option<Observed> {

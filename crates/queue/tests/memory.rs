@@ -29,4 +29,5 @@ on_memory!(
     ack_and_reserve_chains,
     concurrent_chains_share_out_every_task,
     due_while_leased,
+    worker_processes_make_a_fleet,
 );

@@ -37,6 +37,7 @@ on_redis!(
     ack_and_reserve_chains,
     concurrent_chains_share_out_every_task,
     due_while_leased,
+    worker_processes_make_a_fleet,
 );
 
 /// With AOF (fsync always), a Redis killed and restarted has every task, lease and count.

@@ -191,3 +191,51 @@ async fn a_worker_outlives_its_queue_expiring_and_serves_it_when_it_is_made_agai
     let report = running.await.expect("join").expect("run");
     assert_eq!(report.completed, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaled_processes_share_what_the_queue_needs() {
+    // 50/1s spaces starts by 20 ms: 100 ms tasks need 5 workers in all to keep up (up to 8
+    // on a busy machine, whose overhead lengthens the service time seen). Alone, each
+    // process would run that many, 10 or more in all; two share them, each half rounded up.
+    let store: Arc<dyn QueueStore> = Arc::new(MemoryQueues::new());
+    let spec = QueueSpec::new("50/1s".parse().expect("rate")).name("shared");
+    store.create(spec).await.expect("create");
+    for n in 0..200 {
+        let task = NewTask::json(n.to_string()).expect("payload");
+        store.push("shared", task).await.expect("push");
+    }
+    let process = |id: &str| {
+        Worker::new(store.clone(), vec!["shared".into()], |_: Lease| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<(), JobError>(())
+        })
+        .autoscale(1, 8)
+        .service_time_guess(Duration::from_millis(100))
+        .idle_poll(Duration::from_millis(10))
+        .id(id)
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut runs = Vec::new();
+    for id in ["host-a", "host-b"] {
+        let mut stopped = stopped.clone();
+        let worker = process(id);
+        runs.push(tokio::spawn(worker.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+    }
+    // After a few beats (one a second), the fleet has settled.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let fleet = store.stats("shared").await.expect("stats").workers;
+    assert_eq!(fleet.processes, 2, "{fleet:?}");
+    assert!(
+        (5..=8).contains(&fleet.slots),
+        "two processes run {} slots for a need of 5 to 8",
+        fleet.slots
+    );
+    let _ = stop.send(true);
+    for run in runs {
+        run.await.expect("join").expect("run");
+    }
+    let fleet = store.stats("shared").await.expect("stats").workers;
+    assert_eq!(fleet.processes, 0, "stopped processes leave: {fleet:?}");
+}

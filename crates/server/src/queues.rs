@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use tollgate_core::Error;
+use tollgate_queue::fleet::Fleet;
 use tollgate_queue::{
     BoxFuture, DeadTask, FailOutcome, Lease, MemoryQueues, NewTask, QueueError, QueueResult,
     QueueSpec, QueueStats, QueueStore, QueueUpdate, RedisQueues, Reservation,
@@ -158,5 +159,17 @@ impl QueueStore for LazyQueues {
     }
     fn purge_dead<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, QueueResult<u64>> {
         Box::pin(async move { self.connected()?.purge_dead(queue).await })
+    }
+    fn report_workers<'a>(
+        &'a self,
+        queue: &'a str,
+        process: &'a str,
+        slots: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, QueueResult<Fleet>> {
+        Box::pin(async move {
+            let queues = self.connected()?;
+            queues.report_workers(queue, process, slots, ttl).await
+        })
     }
 }

@@ -927,6 +927,7 @@ async fn openapi_documents_every_route_and_code() {
         ("GET", "/v1/queues/{name}/dead"),
         ("DELETE", "/v1/queues/{name}/dead"),
         ("POST", "/v1/queues/{name}/dead/retry"),
+        ("POST", "/v1/queues/{name}/workers"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

@@ -188,6 +188,20 @@ async fn every_route_round_trips_through_the_client() {
         } => assert!(ms > 50_000, "{ms}"),
         other => panic!("expected empty, got {other:?}"),
     }
+    // A worker process's report, and the fleet in the stats.
+    let ttl = Duration::from_secs(10);
+    let fleet = q
+        .report_workers("jobs", "p1", 3, ttl)
+        .await
+        .expect("report");
+    assert_eq!((fleet.processes, fleet.slots), (1, 3));
+    assert_eq!(q.stats("jobs").await.expect("stats").workers, fleet);
+    let gone = q
+        .report_workers("jobs", "p1", 0, ttl)
+        .await
+        .expect("stopped");
+    assert_eq!((gone.processes, gone.slots), (0, 0));
+
     assert_eq!(q.clear("jobs").await.expect("clear"), 1);
     assert!(q.remove("jobs").await.expect("remove"));
     assert!(!q.remove("jobs").await.expect("remove again"));
@@ -281,6 +295,12 @@ POST /v1/queues/r/reserve | {"worker":""} | 400 | invalid_queue_spec | worker
 POST /v1/queues/r/ack | {"task":"1","attempt":1} | 409 | lease_lost | attempt 1
 POST /v1/queues/r/ack | {"task":"1","attempt":1,"queue":"s"} | 400 | invalid_request | "s"
 POST /v1/queues/r/fail | {"lease":{"task":"1","attempt":-1},"error":"e"} | 400 | invalid_queue_spec | attempt
+POST /v1/queues/r/workers | {"worker":"p","slots":-1,"ttl_ms":3000} | 400 | invalid_queue_spec | slots
+POST /v1/queues/r/workers | {"worker":"p","slots":null,"ttl_ms":3000} | 400 | invalid_queue_spec | slots
+POST /v1/queues/r/workers | {"worker":"p","slots":2} | 400 | invalid_request | ttl_ms
+POST /v1/queues/r/workers | {"worker":"p","slots":2,"ttl_ms":3600001} | 400 | invalid_queue_spec | ttl_ms
+POST /v1/queues/r/workers | {"worker":"","slots":2,"ttl_ms":3000} | 400 | invalid_queue_spec | worker
+POST /v1/queues/ghost/workers | {"worker":"p","slots":2,"ttl_ms":3000} | 404 | unknown_queue | "ghost"
 GET /v1/queues/r/dead?limit=-1 | - | 400 | invalid_request | limit
 GET /v1/queues/r/dead?limit=x | - | 400 | invalid_request | limit
 GET /v1/queues/ghost | - | 404 | unknown_queue | "ghost"
@@ -489,6 +509,7 @@ async fn openapi_documents_the_queue_routes_and_codes() {
         ("/v1/queues/{name}", "patch"),
         ("/v1/queues/{name}/tasks", "post"),
         ("/v1/queues/{name}/dead/retry", "post"),
+        ("/v1/queues/{name}/workers", "post"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }

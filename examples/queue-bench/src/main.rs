@@ -33,6 +33,7 @@ use clap::{Parser, Subcommand};
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::Notify;
+use tollgate_queue::fleet::Fleet;
 use tollgate_queue::worker::{JobError, Worker};
 use tollgate_queue::{
     BoxFuture, DeadTask, FailOutcome, Lease, NewTask, QueueError, QueueResult, QueueSpec,
@@ -328,6 +329,15 @@ impl QueueStore for Counted {
     }
     fn purge_dead<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, QueueResult<u64>> {
         self.inner.purge_dead(queue)
+    }
+    fn report_workers<'a>(
+        &'a self,
+        queue: &'a str,
+        process: &'a str,
+        slots: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, QueueResult<Fleet>> {
+        self.inner.report_workers(queue, process, slots, ttl)
     }
 }
 

@@ -55,6 +55,7 @@ pub fn queue(name: &str, rate: &str) -> QueueStats {
         next_token_ms: 0,
         throughput_per_s: 0.0,
         now_ms: NOW_MS,
+        workers: Default::default(),
     }
 }
 

@@ -60,6 +60,13 @@ pub fn report(s: &QueueStats) -> String {
     let _ = writeln!(out, "  throughput  {:.2}/s", s.throughput_per_s);
     let _ = writeln!(
         out,
+        "  workers     {} slots in {} process{}",
+        s.workers.slots,
+        s.workers.processes,
+        if s.workers.processes == 1 { "" } else { "es" }
+    );
+    let _ = writeln!(
+        out,
         "  settings    max attempts {}, visibility timeout {}, idle expiry {}",
         s.max_attempts,
         format_duration(std::time::Duration::from_millis(s.visibility_timeout_ms)),

@@ -2,7 +2,7 @@
 //! operation is one Lua script (`scripts/`, one file an operation) run by EVALSHA on Redis's
 //! clock, so a reserve (token, task, lease) is atomic however many workers ask at once.
 //!
-//! Keys: `tollgate:q:{NAME}:meta|waiting|delayed|inflight|dead|tasks|tat`, one hash tag per
+//! Keys: `tollgate:q:{NAME}:meta|waiting|delayed|inflight|dead|tasks|tat|workers`, one hash tag per
 //! queue, so a queue lives in one Cluster slot; the set `tollgate:queues` names the queues.
 
 mod batch;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tollgate_redis::{BASE_LUA, LuaScript, RedisStore};
 
 use crate::error::QueueError;
+use crate::fleet::Fleet;
 use crate::spec::{QueueSpec, millis, validate_name};
 use crate::store::{BoxFuture, QueueResult, QueueStore};
 use crate::task::{DeadTask, FailOutcome, Lease, NewTask, QueueStats, QueueUpdate, Reservation};
@@ -54,6 +55,7 @@ static REMOVE: LazyLock<LuaScript> = script!("remove.lua");
 static DEAD: LazyLock<LuaScript> = script!("dead.lua");
 static RETRY_DEAD: LazyLock<LuaScript> = script!("retry_dead.lua");
 static PURGE_DEAD: LazyLock<LuaScript> = script!("purge_dead.lua");
+static WORKERS: LazyLock<LuaScript> = script!("workers.lua");
 
 /// Queues on a Redis store (standalone, Sentinel or Cluster). Cloning shares the connection.
 #[derive(Clone, Debug)]
@@ -64,7 +66,7 @@ pub struct RedisQueues {
 
 fn keys(queue: &str) -> Vec<String> {
     [
-        "meta", "waiting", "delayed", "inflight", "dead", "tasks", "tat",
+        "meta", "waiting", "delayed", "inflight", "dead", "tasks", "tat", "workers",
     ]
     .iter()
     .map(|part| format!("tollgate:q:{{{queue}}}:{part}"))
@@ -391,5 +393,20 @@ impl QueueStore for RedisQueues {
     }
     fn purge_dead<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, QueueResult<u64>> {
         Box::pin(self.count(&PURGE_DEAD, queue, &[], "purge dead tasks"))
+    }
+    fn report_workers<'a>(
+        &'a self,
+        queue: &'a str,
+        process: &'a str,
+        slots: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, QueueResult<Fleet>> {
+        Box::pin(async move {
+            let args = [arg(process), arg(slots), arg(millis(ttl))];
+            let reply = self
+                .run(&WORKERS, queue, &args, "report a worker process")
+                .await?;
+            reply.fleet().ok_or_else(|| unknown(queue))?
+        })
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use redis::Value;
 
 use crate::error::QueueError;
+use crate::fleet::Fleet;
 use crate::store::QueueResult;
 use crate::task::{DeadTask, Lease, PriorityDepth, QueueStats, Reservation};
 
@@ -42,6 +43,14 @@ fn is_array(value: &Value) -> bool {
 
 fn as_u64(value: &Value) -> QueueResult<u64> {
     u64::try_from(as_int(value)?).map_err(|_| bad(value))
+}
+
+fn as_fleet(processes: &Value, slots: &Value) -> QueueResult<Fleet> {
+    let as_u32 = |v: &Value| u32::try_from(as_int(v)?).map_err(|_| bad(v));
+    Ok(Fleet {
+        processes: as_u32(processes)?,
+        slots: as_u32(slots)?,
+    })
 }
 
 impl Reply {
@@ -147,7 +156,17 @@ impl Reply {
         }
         let text = |f: &str| m.get(f).cloned().ok_or_else(|| bad(&self.0));
         let num = |f: &str| -> QueueResult<u64> { text(f)?.parse().map_err(|_| bad(&self.0)) };
-        let [waiting, delayed, in_flight, dead, next_us, now_ms] = counts.as_slice() else {
+        let [
+            waiting,
+            delayed,
+            in_flight,
+            dead,
+            next_us,
+            now_ms,
+            processes,
+            slots,
+        ] = counts.as_slice()
+        else {
             return Err(bad(&self.0));
         };
         let mut by_priority = Vec::new();
@@ -198,7 +217,21 @@ impl Reply {
                 completed as f64 * 1000.0 / span as f64
             },
             now_ms: as_u64(now_ms)?,
+            workers: as_fleet(processes, slots)?,
         })
+    }
+
+    /// workers.lua's reply; `None` when the queue does not exist.
+    pub(super) fn fleet(&self) -> Option<QueueResult<Fleet>> {
+        let items = match self.items() {
+            Ok(items) => items,
+            Err(e) => return Some(Err(e)),
+        };
+        match items {
+            [Value::Int(0)] => None,
+            [Value::Int(1), processes, slots] => Some(as_fleet(processes, slots)),
+            _ => Some(Err(bad(&self.0))),
+        }
     }
 
     /// `None` when the queue does not exist.

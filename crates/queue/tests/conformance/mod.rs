@@ -11,8 +11,10 @@ use tollgate_queue::{
 };
 
 mod chains;
+mod fleet;
 
 pub use chains::{ack_and_reserve_chains, concurrent_chains_share_out_every_task};
+pub use fleet::worker_processes_make_a_fleet;
 
 pub type Store = Arc<dyn QueueStore>;
 

@@ -52,6 +52,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/queues/{name}/fail", post(fail))
         .route("/v1/queues/{name}/dead", get(dead).delete(purge_dead))
         .route("/v1/queues/{name}/dead/retry", post(retry_dead))
+        .route("/v1/queues/{name}/workers", post(report_workers))
 }
 
 /// The queue named in the path, checked.
@@ -294,16 +295,22 @@ struct ReserveBody {
     worker: String,
 }
 
+/// A worker's name is 1 to `MAX_WORKER_BYTES` bytes.
+fn check_worker(worker: &str) -> Result<(), QueueError> {
+    if worker.is_empty() || worker.len() > MAX_WORKER_BYTES {
+        let reason = format!("must be 1 to {MAX_WORKER_BYTES} bytes");
+        return Err(bad_field("worker", reason));
+    }
+    Ok(())
+}
+
 async fn reserve(
     _: Admin,
     State(state): State<AppState>,
     QueueName(name): QueueName,
     JsonBody(body): JsonBody<ReserveBody>,
 ) -> Answer {
-    if body.worker.is_empty() || body.worker.len() > MAX_WORKER_BYTES {
-        let reason = format!("must be 1 to {MAX_WORKER_BYTES} bytes");
-        return Err(bad_field("worker", reason).into());
-    }
+    check_worker(&body.worker)?;
     match state.service.queues().reserve(&name, &body.worker).await? {
         Reservation::Task(lease) => ok(reply::LeaseBody::new(&lease)?),
         other => ok(other),
@@ -431,6 +438,42 @@ async fn retry_dead(
 ) -> Answer {
     let retried = state.service.queues().retry_dead(&name, &body.ids).await?;
     ok(json!({ "retried": retried }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkersBody {
+    worker: String,
+    slots: Value,
+    ttl_ms: Value,
+}
+
+/// The longest a worker process's report may live: it reports every second.
+const MAX_REPORT_TTL_MS: u64 = 3_600_000;
+
+async fn report_workers(
+    _: Admin,
+    State(state): State<AppState>,
+    QueueName(name): QueueName,
+    JsonBody(body): JsonBody<WorkersBody>,
+) -> Answer {
+    check_worker(&body.worker)?;
+    let required = |field| move || bad_field(field, "is required (0 slots: the process stopped)");
+    let slots =
+        whole("slots", Some(&body.slots), u32::MAX.into())?.ok_or_else(required("slots"))?;
+    let ttl =
+        whole("ttl_ms", Some(&body.ttl_ms), MAX_REPORT_TTL_MS)?.ok_or_else(required("ttl_ms"))?;
+    let fleet = state
+        .service
+        .queues()
+        .report_workers(
+            &name,
+            &body.worker,
+            u32::try_from(slots).unwrap_or(u32::MAX),
+            std::time::Duration::from_millis(ttl),
+        )
+        .await?;
+    ok(fleet)
 }
 
 async fn purge_dead(_: Admin, State(state): State<AppState>, QueueName(name): QueueName) -> Answer {

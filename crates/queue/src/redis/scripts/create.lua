@@ -6,6 +6,9 @@ if redis.call('EXISTS', META) == 1 then
   return 0
 end
 local now_ms = math.floor(now_us() / 1000)
+-- What an expired queue of this name may have left (its token bucket, worker reports, each
+-- with its own expiry) is not the new queue's.
+redis.call('DEL', TAT, WORKERS)
 redis.call('HSET', META, 'name', ARGV[1], 'rate', ARGV[2], 't_us', ARGV[3], 'burst', ARGV[4],
   'strict', ARGV[5], 'max_attempts', ARGV[6], 'vis_ms', ARGV[7], 'idle_ms', ARGV[8],
   'backoff_base_ms', ARGV[9], 'backoff_max_ms', ARGV[10], 'deadline_ms', ARGV[11],

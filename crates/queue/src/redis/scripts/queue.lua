@@ -9,8 +9,9 @@
 --   5 dead      zset: score the time (ms) the task died
 --   6 tasks     hash: ID -> payload, ID:m -> "priority:attempts", ID:e -> last error
 --   7 tat       string: the token bucket's arrival time, µs (base.lua's gcra_tat)
-local META, WAITING, DELAYED, INFLIGHT, DEAD, TASKS, TAT =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+--   8 workers   hash: worker process -> "slots:report expiry ms" (workers.lua)
+local META, WAITING, DELAYED, INFLIGHT, DEAD, TASKS, TAT, WORKERS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 -- base.lua's int() for the whole numbers these scripts write (times, ids, counters,
 -- priorities): '%d' when the number is whole and exact (|n| < 2^53), which spares the
@@ -128,6 +129,23 @@ end
 local function holds_tasks()
   return redis.call('ZCARD', WAITING) > 0 or redis.call('ZCARD', INFLIGHT) > 0 or
     redis.call('ZCARD', DELAYED) > 0 or redis.call('ZCARD', DEAD) > 0
+end
+
+-- The worker processes whose reports have not expired at now_ms: {processes, slots}. With
+-- `prune`, the expired reports are deleted.
+local function fleet(now_ms, prune)
+  local flat = redis.call('HGETALL', WORKERS)
+  local processes, slots = 0, 0
+  for i = 1, #flat, 2 do
+    local n, expires = string.match(flat[i + 1], '^(%d+):(%d+)$')
+    if n and tonumber(expires) > now_ms then
+      processes = processes + 1
+      slots = slots + tonumber(n)
+    elseif prune then
+      redis.call('HDEL', WORKERS, flat[i])
+    end
+  end
+  return { processes, slots }
 end
 
 local function touch(m)

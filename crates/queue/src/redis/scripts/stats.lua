@@ -1,7 +1,8 @@
 -- stats.lua: a queue's settings, counts and next token time (after housekeeping).
 -- ARGV  (none)
 -- Returns {} when no queue, else {meta as a flat list, {waiting, delayed, inflight, dead,
--- next token µs from now, now ms}, {priority, count, priority, count, ...}}.
+-- next token µs from now, now ms, worker processes, worker slots}, {priority, count,
+-- priority, count, ...}}.
 if redis.call('EXISTS', META) == 0 then
   return {}
 end
@@ -26,5 +27,7 @@ for _ = 1, 64 do
   table.insert(depths, redis.call('ZCOUNT', WAITING, score, score))
   min = '(' .. score
 end
+local workers = fleet(now_ms, false)
 return { redis.call('HGETALL', META), { redis.call('ZCARD', WAITING), redis.call('ZCARD', DELAYED),
-  redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD), int(next_token), int(now_ms) }, depths }
+  redis.call('ZCARD', INFLIGHT), redis.call('ZCARD', DEAD), int(next_token), int(now_ms),
+  workers[1], workers[2] }, depths }
