@@ -140,6 +140,11 @@ async fn queues_show_in_the_stats_and_the_metrics() {
     let spec = json!({"name": "emails", "rate": "2/1s", "deadline_ms": 1_000});
     let (status, body) = server.json("POST", "/v1/queues", Some(&spec)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let report = json!({"worker": "host-a/1", "slots": 3, "ttl_ms": 60_000});
+    let (status, body) = server
+        .json("POST", "/v1/queues/emails/workers", Some(&report))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     for i in 0..5 {
         let task = json!({"payload": {"n": i}, "priority": i % 2});
         let (status, body) = server
@@ -178,6 +183,8 @@ async fn queues_show_in_the_stats_and_the_metrics() {
         r#"tollgate_queue_started_total{queue="emails"} 0"#,
         r#"tollgate_queue_rate_per_second{queue="emails"} 2.0"#,
         r#"tollgate_queue_deadline_at_risk{queue="emails"} 1"#,
+        r#"tollgate_queue_worker_processes{queue="emails"} 1"#,
+        r#"tollgate_queue_worker_slots{queue="emails"} 3"#,
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

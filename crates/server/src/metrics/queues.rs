@@ -42,6 +42,8 @@ pub(crate) struct QueueMetrics {
     failed: Family<QueueLabels, Counter>,
     rate: Family<QueueLabels, FloatGauge>,
     at_risk: Family<QueueLabels, Gauge>,
+    worker_processes: Family<QueueLabels, Gauge>,
+    worker_slots: Family<QueueLabels, Gauge>,
     controller_usage: Family<ControllerLabels, FloatGauge>,
     /// The store's (started, completed, failed) at the last update, per queue, to turn them
     /// into counter increments; also which queues have series to remove when they go.
@@ -61,6 +63,8 @@ impl QueueMetrics {
             failed: Family::default(),
             rate: Family::default(),
             at_risk: Family::default(),
+            worker_processes: Family::default(),
+            worker_slots: Family::default(),
             controller_usage: Family::default(),
             seen: Mutex::default(),
             controllers_seen: Mutex::default(),
@@ -94,6 +98,16 @@ impl QueueMetrics {
             "queue_deadline_at_risk",
             "1 when a job queue's projected finish is after its deadline",
             m.at_risk.clone(),
+        );
+        registry.register(
+            "queue_worker_processes",
+            "Worker processes serving each job queue (their reports have not expired)",
+            m.worker_processes.clone(),
+        );
+        registry.register(
+            "queue_worker_slots",
+            "Worker slots those processes run, all together",
+            m.worker_slots.clone(),
         );
         registry.register(
             "controller_usage_ratio",
@@ -140,6 +154,13 @@ impl QueueMetrics {
                 self.at_risk
                     .get_or_create(&label)
                     .set(i64::from(q.deadline_at_risk == Some(true)));
+                let workers = s.workers;
+                self.worker_processes
+                    .get_or_create(&label)
+                    .set(i64::from(workers.processes));
+                self.worker_slots
+                    .get_or_create(&label)
+                    .set(i64::from(workers.slots));
                 now.insert(s.name.clone(), totals);
             }
             for gone in seen.keys().filter(|name| !now.contains_key(*name)) {
@@ -180,7 +201,9 @@ impl QueueMetrics {
         for family in [&self.started, &self.completed, &self.failed] {
             family.remove(&label);
         }
+        for family in [&self.at_risk, &self.worker_processes, &self.worker_slots] {
+            family.remove(&label);
+        }
         self.rate.remove(&label);
-        self.at_risk.remove(&label);
     }
 }
