@@ -22,17 +22,17 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::error::QueueError;
-use crate::fleet::share;
-use crate::plan::{Observed, autoscale};
 use crate::store::{BoxFuture, QueueStore};
 use crate::task::{FailOutcome, Lease, Reservation};
+
+mod beat;
 
 /// A failed attempt: what went wrong, and optionally when to try again (a webhook's
 /// `Retry-After`); without it the queue's backoff decides.
@@ -103,10 +103,6 @@ struct Counters {
     service_us: AtomicU64,
     peak_workers: AtomicU32,
 }
-
-/// How long a process's report of its slots lives: three beats of the scaler, so one late
-/// beat does not drop it from the fleet, and a process that died leaves within 3 s.
-const REPORT_TTL: Duration = Duration::from_secs(3);
 
 /// What a slot does after a task.
 enum Next {
@@ -220,6 +216,7 @@ impl Worker {
             );
             slots.spawn(async move { me.slot(slot, &active, &counters, stop).await });
         }
+        // The beat: reports this process's slots each second, and autoscales.
         {
             let (me, counters, active, stop) = (
                 me.clone(),
@@ -227,7 +224,7 @@ impl Worker {
                 active.clone(),
                 stop_rx.clone(),
             );
-            slots.spawn(async move { me.scaler(&active, &counters, stop).await });
+            slots.spawn(async move { me.beat(&active, &counters, stop).await });
         }
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -431,97 +428,5 @@ impl Worker {
             }
         }
         call().await
-    }
-
-    /// Every second: reports this process's slots to each queue (the fleet), and with
-    /// autoscaling sets them to this process's share of what the queues need. On stop, says
-    /// the process has gone, so the others take over its share at once.
-    async fn scaler(
-        &self,
-        active: &AtomicU32,
-        counters: &Counters,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        // Unique per run: worker ids are often the same on every host (a container's pid).
-        let process = format!("{}/{:08x}", self.id, fastrand::u32(..));
-        while !*stop.borrow() {
-            let processes = self
-                .report(&process, active.load(Ordering::Relaxed), REPORT_TTL)
-                .await;
-            let seen = if self.autoscale {
-                self.observe(counters).await
-            } else {
-                None
-            };
-            if let Some(seen) = seen {
-                // What the whole fleet needs (each process may run up to `max`), shared.
-                let fleet_max = self.max.saturating_mul(processes.max(1));
-                let want = share(
-                    autoscale(&seen, 1, fleet_max),
-                    processes,
-                    self.min,
-                    self.max,
-                );
-                let was = active.swap(want, Ordering::Relaxed);
-                counters.peak_workers.fetch_max(want, Ordering::Relaxed);
-                if want != was {
-                    info!(
-                        from = was,
-                        to = want,
-                        backlog = seen.backlog,
-                        "scaling workers"
-                    );
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => {}
-            }
-        }
-        self.report(&process, 0, Duration::ZERO).await;
-    }
-
-    /// Reports `slots` to every queue; answers the most processes any queue's fleet has (0
-    /// when no report got through: the store is away, or an older server has no fleet).
-    async fn report(&self, process: &str, slots: u32, ttl: Duration) -> u32 {
-        let mut processes = 0;
-        for queue in &self.queues {
-            match self.store.report_workers(queue, process, slots, ttl).await {
-                Ok(fleet) => processes = processes.max(fleet.processes),
-                Err(e) => debug!(queue, error = %e, "cannot report this worker process"),
-            }
-        }
-        processes
-    }
-
-    async fn observe(&self, counters: &Counters) -> Option<Observed> {
-        let mut backlog = 0;
-        let mut interval_ns = u64::MAX;
-        let mut burst = 1;
-        let mut deadline = self.deadline_ms;
-        for queue in &self.queues {
-            let stats = self.store.stats(queue).await.ok()?;
-            backlog += stats.backlog();
-            let limit = stats.spec().limit().ok()?;
-            // Several queues: plan for the fastest (the most workers any one needs).
-            interval_ns = interval_ns.min(limit.interval_ns());
-            burst = burst.max(limit.burst());
-            deadline = deadline.or(stats.deadline_ms);
-        }
-        let seen_us = counters.service_us.load(Ordering::Relaxed);
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Some(Observed {
-            backlog,
-            interval_ns,
-            burst,
-            service_time: if seen_us == 0 {
-                self.service_guess
-            } else {
-                Duration::from_micros(seen_us)
-            },
-            time_left: deadline.map(|d| Duration::from_millis(d.saturating_sub(now_ms))),
-        })
     }
 }
