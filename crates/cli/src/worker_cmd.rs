@@ -53,6 +53,7 @@ pub struct Args {
     #[arg(long, requires = "max_workers")]
     min_workers: Option<u32>,
     /// ...up to this many, from the backlog, the rate, the service time and the deadline.
+    /// Worker processes on one queue share what it needs (`queue show` lists them).
     #[arg(long)]
     max_workers: Option<u32>,
     /// Aim to finish the backlog within this long from now, like 3m (else the queue's own).
